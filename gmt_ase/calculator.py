@@ -1,0 +1,253 @@
+"""ASE calculator for dielectric, piezoelectric and elastic tensors: a thin adapter over the predictor.
+
+``atoms.calc = GMTCalculator()`` then ``atoms.calc.get_property("elastic_tensor", atoms)``: one
+:meth:`GMTCalculator.calculate` fills every property (later requests are cache hits via ``check_state``).
+Results are in the Cartesian frame of the given Atoms and satisfy its point group exactly.
+
+Loaded predictors are kept in a module-level cache keyed by (model, device, dtype), so many calculators
+(or many jobs in one worker) share one model. Nothing here changes global torch state.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from gmt_ase.predict import Result, iter_predictions, predict_one
+from gmt_ase.symmetry import DEFAULT_SYMPREC
+
+if TYPE_CHECKING:
+    import torch
+    from ase import Atoms
+    from pymatgen.analysis.elasticity.elastic import ElasticTensor
+    from pymatgen.analysis.piezo import PiezoTensor
+    from pymatgen.core.tensors import Tensor
+
+    from gmt_ase.inference import TensorPredictor
+
+__all__ = ["GMTCalculator", "clear_predictor_cache", "load_predictor"]
+
+#: ASE property name -> TensorPrediction field.
+PROPERTY_FIELDS: dict[str, str] = {
+    "dielectric_tensor": "dielectric_electronic",
+    "dielectric_tensor_ionic": "dielectric_ionic",
+    "dielectric_tensor_total": "dielectric_total",
+    "piezoelectric_tensor": "piezoelectric",
+    "elastic_tensor": "elastic",
+}
+_DIELECTRIC_KINDS = {"electronic": "dielectric_tensor", "ionic": "dielectric_tensor_ionic",
+                     "total": "dielectric_tensor_total"}
+_DTYPES = ("float32", "float64")
+
+_PREDICTORS: dict[tuple[Any, ...], TensorPredictor] = {}
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def _resolve_device(device: Any) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(torch.device(device))
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = str(dtype).removeprefix("torch.")
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    return name
+
+
+def _model_source(model: str | os.PathLike) -> str | Path:
+    """Return an existing file as an absolute ``Path``, anything else as a shipped-model name."""
+    path = Path(model).expanduser()
+    return path.resolve() if path.is_file() else str(model)
+
+
+def _model_key(source: str | Path) -> tuple[Any, ...]:
+    if isinstance(source, str):
+        return ("shipped", source)
+    stat = source.stat()  # mtime and size: a rewritten checkpoint at the same path is reloaded, not stale
+    return ("file", str(source), stat.st_mtime_ns, stat.st_size)
+
+
+def load_predictor(
+    model: str | os.PathLike = "default", device: Any = None, dtype: Any = "float32"
+) -> TensorPredictor:
+    """Load a predictor once per (model, device, dtype) and serve it from the module cache afterwards.
+
+    Parameters
+    ----------
+    model
+        A checkpoint path, or the name of a shipped model (``"default"``).
+    device
+        Torch device; ``None`` means CUDA if available, else CPU.
+    dtype
+        ``"float32"`` or ``"float64"`` (or the torch dtype).
+
+    Raises
+    ------
+    gmt_ase.io.CheckpointError
+        For a corrupt, truncated, foreign or mismatched checkpoint.
+
+    """
+    import torch
+
+    from gmt_ase.inference import TensorPredictor
+
+    device_name, dtype_name = _resolve_device(device), _dtype_name(dtype)
+    source = _model_source(model)
+    key = (*_model_key(source), device_name, dtype_name)
+    with _PREDICTORS_LOCK:
+        if key not in _PREDICTORS:
+            _PREDICTORS[key] = TensorPredictor.from_checkpoint(
+                source, device=device_name, dtype=getattr(torch, dtype_name)
+            )
+        return _PREDICTORS[key]
+
+
+def clear_predictor_cache() -> None:
+    """Forget every cached predictor (frees their memory once no calculator holds them)."""
+    with _PREDICTORS_LOCK:
+        _PREDICTORS.clear()
+
+
+class GMTCalculator(Calculator):
+    """ASE calculator predicting dielectric, piezoelectric and elastic tensors with a GMTNet-style model.
+
+    Parameters
+    ----------
+    model
+        ``"default"`` (the model shipped with gmt_ase) or the path of a checkpoint.
+    device
+        Torch device, e.g. ``"cpu"`` or ``"cuda:0"``; ``None`` means CUDA if available, else CPU.
+    dtype
+        ``"float32"`` (default) or ``"float64"`` for the network; results are always float64.
+    symprec
+        spglib tolerance in Angstrom for the point group the results are projected onto.
+    **kwargs
+        Passed to :class:`ase.calculators.calculator.Calculator`.
+
+    Notes
+    -----
+    The model is loaded when the calculator is created (so a bad checkpoint fails at once with
+    :class:`gmt_ase.io.CheckpointError`), through the module-level cache. Parameters are plain JSON
+    values, so ``todict()`` works with trajectories and ``ase.db``. Properties (shapes, units):
+    ``dielectric_tensor`` (3, 3) electronic/high-frequency, ``dielectric_tensor_ionic`` and
+    ``dielectric_tensor_total`` (3, 3), ``piezoelectric_tensor`` (3, 6) Voigt C/m^2 and
+    ``elastic_tensor`` (6, 6) Voigt GPa, Voigt order xx yy zz yz xz xy. ``results`` also holds
+    ``space_group``, ``space_group_number``, ``point_group``, ``symprec`` and ``derived``.
+
+    """
+
+    default_parameters: dict[str, Any] = {
+        "model": "default",
+        "device": None,
+        "dtype": "float32",
+        "symprec": DEFAULT_SYMPREC,
+    }
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "default",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "float32",
+        symprec: float = DEFAULT_SYMPREC,
+        **kwargs: Any,
+    ) -> None:
+        if not float(symprec) > 0:
+            raise ValueError(f"symprec must be positive, got {symprec}")
+        super().__init__(
+            model=str(model),
+            device=None if device is None else str(device),
+            dtype=_dtype_name(dtype),
+            symprec=float(symprec),
+            **kwargs,
+        )
+        self.implemented_properties = list(PROPERTY_FIELDS)
+        self.predictor: TensorPredictor = load_predictor(
+            self.parameters["model"], self.parameters["device"], self.parameters["dtype"]
+        )
+
+    def set(self, **kwargs: Any) -> dict[str, Any]:
+        """Set parameters; changing the model, device or dtype after creation is refused."""
+        fixed = {"model", "device", "dtype"} & set(kwargs)
+        if fixed and hasattr(self, "predictor"):
+            raise ValueError(f"cannot change {sorted(fixed)} of an existing GMTCalculator; create a new one")
+        return super().set(**kwargs)
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """``name``, ``version``, ``sha256`` and ``gmt_ase_version`` of the loaded model."""
+        card = self.predictor.card
+        return {key: card.get(key) for key in ("name", "version", "sha256", "gmt_ase_version")}
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Predict every property of ``atoms`` at once (``properties`` is ignored: all are filled)."""
+        super().calculate(atoms, properties or list(PROPERTY_FIELDS), system_changes)
+        prediction = predict_one(self.atoms, self.predictor, float(self.parameters["symprec"]))
+        results: dict[str, Any] = {
+            name: np.array(getattr(prediction, field)) for name, field in PROPERTY_FIELDS.items()
+        }
+        symmetry = prediction.symmetry
+        results.update(
+            space_group=symmetry["space_group_symbol"],
+            space_group_number=symmetry["space_group_number"],
+            point_group=symmetry["point_group"],
+            symprec=symmetry["symprec"],
+            derived=prediction.derived,
+        )
+        self.results = results
+
+    def _property(self, name: str, atoms: Atoms | None) -> np.ndarray:
+        return np.asarray(self.get_property(name, atoms))
+
+    def get_elastic_tensor(self, atoms: Atoms | None = None) -> ElasticTensor:
+        """Stiffness as a pymatgen ``ElasticTensor`` (GPa) in the frame of ``atoms``."""
+        from pymatgen.analysis.elasticity.elastic import ElasticTensor
+
+        return ElasticTensor.from_voigt(self._property("elastic_tensor", atoms))
+
+    def get_piezo_tensor(self, atoms: Atoms | None = None) -> PiezoTensor:
+        """Piezoelectric stress tensor as a pymatgen ``PiezoTensor`` (C/m^2) in the frame of ``atoms``."""
+        from pymatgen.analysis.piezo import PiezoTensor
+
+        return PiezoTensor.from_voigt(self._property("piezoelectric_tensor", atoms))
+
+    def get_dielectric_tensor(self, atoms: Atoms | None = None, kind: str = "electronic") -> Tensor:
+        """Dielectric tensor as a pymatgen ``Tensor``; ``kind`` is electronic, ionic or total."""
+        from pymatgen.core.tensors import Tensor
+
+        if kind not in _DIELECTRIC_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_DIELECTRIC_KINDS)}, got {kind!r}")
+        return Tensor(self._property(_DIELECTRIC_KINDS[kind], atoms))
+
+    def get_derived_properties(self, atoms: Atoms | None = None) -> dict[str, Any]:
+        """Return the derived quantities (moduli, stability, piezo coefficients...): see gmt_ase.derived."""
+        self.get_property("elastic_tensor", atoms)  # (re)calculates if needed
+        return dict(self.results["derived"])
+
+    def predict(
+        self, structures: Iterable[Any], batch_size: int = 64, progress: bool = False
+    ) -> list[Result]:
+        """Predict many structures with this calculator's model and symprec (see ``predict_tensors``)."""
+        return list(
+            iter_predictions(
+                structures,
+                self.predictor,
+                symprec=float(self.parameters["symprec"]),
+                batch_size=batch_size,
+                progress=progress,
+            )
+        )

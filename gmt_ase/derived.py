@@ -1,0 +1,212 @@
+"""Derived quantities of predicted tensors: moduli, stability, dielectric summaries, piezo coefficients.
+
+Elastic moduli come from pymatgen's ``ElasticTensor`` (``k_vrh``, ``g_vrh``, ``universal_anisotropy``,
+``homogeneous_poisson``, ``compliance_tensor``); the rest (Born stability, dielectric eigenvalues,
+refractive index, maximum longitudinal piezo coefficient) is computed here. Every value is JSON-safe: a
+float, a bool, nested lists of floats, or ``None`` where the quantity is undefined (e.g. the compliance
+of a singular stiffness matrix).
+
+Units: moduli in GPa, piezoelectric stress coefficients in C/m^2, strain coefficients ``d`` in pC/N,
+dielectric quantities dimensionless.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from gmt_ase.tensors import mandel_from_voigt, voigt_to_full
+
+__all__ = [
+    "DERIVED_UNITS",
+    "derived_properties",
+    "dielectric_summary",
+    "elastic_moduli",
+    "longitudinal_piezo_max",
+    "piezo_strain_coefficients",
+]
+
+#: Unit of every derived key ("1" = dimensionless).
+DERIVED_UNITS: dict[str, str] = {
+    "k_vrh": "GPa",
+    "g_vrh": "GPa",
+    "universal_anisotropy": "1",
+    "homogeneous_poisson": "1",
+    "born_stable": "bool",
+    "eps_electronic_eigenvalues": "1",
+    "eps_electronic_mean": "1",
+    "eps_ionic_mean": "1",
+    "eps_total_eigenvalues": "1",
+    "eps_total_mean": "1",
+    "refractive_index": "1",
+    "eij_max": "C/m^2",
+    "piezo_strain_d": "pC/N",
+    "d_max_abs": "pC/N",
+}
+
+_N_SPHERE = 2000
+_N_REFINE = 3
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _finite_list(array: np.ndarray) -> list | None:
+    array = np.asarray(array, dtype=float)
+    return array.tolist() if np.all(np.isfinite(array)) else None
+
+
+def elastic_moduli(elastic_voigt: np.ndarray) -> dict[str, Any]:
+    """VRH moduli, anisotropy, Poisson ratio and Born stability of a stiffness matrix.
+
+    Parameters
+    ----------
+    elastic_voigt
+        (6, 6) stiffness ``C_IJ`` in GPa, pymatgen Voigt order, no factors.
+
+    Returns
+    -------
+    dict
+        ``k_vrh``, ``g_vrh`` (GPa), ``universal_anisotropy``, ``homogeneous_poisson`` (``None`` where the
+        matrix is singular or the value is not finite) and ``born_stable`` (all eigenvalues of the Mandel
+        matrix positive, i.e. C positive definite: the frame-independent Born criterion).
+
+    """
+    from pymatgen.analysis.elasticity.elastic import ElasticTensor
+
+    c_voigt = np.asarray(elastic_voigt, dtype=float)
+    tensor = ElasticTensor.from_voigt(c_voigt)
+    out: dict[str, Any] = {}
+    for key in ("k_vrh", "g_vrh", "universal_anisotropy", "homogeneous_poisson"):
+        try:
+            with np.errstate(all="ignore"):
+                out[key] = _finite(getattr(tensor, key))
+        except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError):
+            out[key] = None
+    eigenvalues = np.linalg.eigvalsh(mandel_from_voigt(0.5 * (c_voigt + c_voigt.T)))
+    out["born_stable"] = bool(np.all(eigenvalues > 0))
+    return out
+
+
+def dielectric_summary(eps_electronic: np.ndarray, eps_ionic: np.ndarray) -> dict[str, Any]:
+    """Eigenvalues (ascending) and means of the dielectric tensors and the refractive index.
+
+    The refractive index is ``sqrt(mean eigenvalue of eps_electronic)``; it is ``None`` when that mean is
+    not positive.
+    """
+    eps_el = np.asarray(eps_electronic, dtype=float)
+    eps_ion = np.asarray(eps_ionic, dtype=float)
+    eps_total = eps_el + eps_ion
+    el_eig = np.linalg.eigvalsh(0.5 * (eps_el + eps_el.T))
+    total_eig = np.linalg.eigvalsh(0.5 * (eps_total + eps_total.T))
+    el_mean = float(np.trace(eps_el)) / 3.0
+    return {
+        "eps_electronic_eigenvalues": _finite_list(el_eig),
+        "eps_electronic_mean": _finite(el_mean),
+        "eps_ionic_mean": _finite(float(np.trace(eps_ion)) / 3.0),
+        "eps_total_eigenvalues": _finite_list(total_eig),
+        "eps_total_mean": _finite(float(np.trace(eps_total)) / 3.0),
+        "refractive_index": _finite(math.sqrt(el_mean)) if el_mean > 0 else None,
+    }
+
+
+def _fibonacci_sphere(n: int) -> np.ndarray:
+    k = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * k / n
+    phi = np.pi * (1.0 + 5.0**0.5) * k
+    r = np.sqrt(1.0 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)  # (n, 3)
+
+
+def longitudinal_piezo_max(piezo_voigt: np.ndarray) -> tuple[float, np.ndarray]:
+    """Maximum longitudinal piezoelectric coefficient ``max_n n_i n_j n_k e_ijk`` over unit vectors n.
+
+    A dense Fibonacci sampling of the sphere finds the best candidates, which are then refined by a local
+    optimisation. Since the cubic form is odd in n, the maximum is never negative.
+
+    Parameters
+    ----------
+    piezo_voigt
+        (3, 6) piezoelectric stress tensor ``e_iJ`` in C/m^2, pymatgen Voigt order.
+
+    Returns
+    -------
+    tuple of (float, numpy.ndarray)
+        The maximum in C/m^2 and the unit direction (3,) where it is reached.
+
+    """
+    from scipy.optimize import minimize
+
+    full = voigt_to_full(np.asarray(piezo_voigt, dtype=float))  # (3, 3, 3)
+    if not np.any(full):
+        return 0.0, np.array([0.0, 0.0, 1.0])
+    points = _fibonacci_sphere(_N_SPHERE)  # (N, 3)
+    values = np.einsum("ijk,ni,nj,nk->n", full, points, points, points)  # (N,)
+
+    sym = (full + full.transpose(1, 0, 2) + full.transpose(2, 1, 0)) / 3.0  # (3, 3, 3), fully symmetric
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        norm2 = float(x @ x)
+        grad_part = np.einsum("ijk,j,k->i", sym, x, x)  # (3,)
+        value = float(grad_part @ x) / norm2**1.5
+        gradient = 3.0 * grad_part / norm2**1.5 - 3.0 * value * x / norm2
+        return -value, -gradient
+
+    best_value, best_dir = float(values.max()), points[int(values.argmax())]
+    for start in points[np.argsort(values)[-_N_REFINE:]]:
+        result = minimize(negative, start, jac=True, method="BFGS", options={"gtol": 1e-12})
+        if -result.fun > best_value:
+            best_value, best_dir = -float(result.fun), result.x / np.linalg.norm(result.x)
+    return best_value, best_dir
+
+
+def piezo_strain_coefficients(piezo_voigt: np.ndarray, elastic_voigt: np.ndarray) -> np.ndarray | None:
+    """Piezoelectric strain coefficients ``d = 1000 e_V S_V`` in pC/N, or ``None`` if C is singular.
+
+    ``S_V`` is pymatgen's Voigt compliance (``ElasticTensor.compliance_tensor.voigt``, 1/GPa), which
+    carries the factors 2 and 4 on shear entries; ``e_V`` is in C/m^2.
+    """
+    from pymatgen.analysis.elasticity.elastic import ElasticTensor
+
+    try:
+        compliance = ElasticTensor.from_voigt(np.asarray(elastic_voigt, dtype=float)).compliance_tensor.voigt
+    except np.linalg.LinAlgError:
+        return None
+    d = 1000.0 * np.asarray(piezo_voigt, dtype=float) @ np.asarray(compliance, dtype=float)  # (3, 6)
+    return d if np.all(np.isfinite(d)) else None
+
+
+def derived_properties(
+    eps_electronic: np.ndarray,
+    eps_ionic: np.ndarray,
+    piezo_voigt: np.ndarray,
+    elastic_voigt: np.ndarray,
+) -> dict[str, Any]:
+    """All derived quantities of one prediction as a JSON-safe dict (keys and units: :data:`DERIVED_UNITS`).
+
+    Parameters
+    ----------
+    eps_electronic, eps_ionic
+        (3, 3) dielectric tensors.
+    piezo_voigt
+        (3, 6) piezoelectric stress tensor in C/m^2.
+    elastic_voigt
+        (6, 6) stiffness in GPa.
+
+    Returns
+    -------
+    dict
+        Floats, bools, nested lists of floats, or ``None`` for undefined values.
+
+    """
+    out = elastic_moduli(elastic_voigt)
+    out.update(dielectric_summary(eps_electronic, eps_ionic))
+    out["eij_max"] = _finite(longitudinal_piezo_max(piezo_voigt)[0])
+    d = piezo_strain_coefficients(piezo_voigt, elastic_voigt)
+    out["piezo_strain_d"] = None if d is None else d.tolist()
+    out["d_max_abs"] = None if d is None else float(np.abs(d).max())
+    return {key: out[key] for key in DERIVED_UNITS}

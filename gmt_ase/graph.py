@@ -1,0 +1,127 @@
+"""Periodic crystal graphs and batches: the only place that turns arrays into model inputs.
+
+Edge convention (used everywhere in gmt_ase):
+
+* ``edge_index[0]`` is the **centre** atom ``i`` (messages are summed here),
+  ``edge_index[1]`` is the **neighbour** atom ``j``;
+* ``edge_vec = positions[j] + shift @ cell - positions[i]`` (Angstrom), with ``0 < |edge_vec| < cutoff``;
+* every periodic image within the cutoff is its own edge, so small cells get many edges per pair.
+
+The batch is one plain dictionary of tensors whose keys and shapes are declared in :data:`BATCH_KEYS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase.neighborlist import primitive_neighbor_list
+
+__all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "neighbor_list"]
+
+#: Keys of a collated batch and their shapes (N atoms, E edges, B crystals, G max. operations).
+BATCH_KEYS: Mapping[str, str] = {
+    "numbers": "(N,) int64 atomic numbers",
+    "edge_index": "(2, E) int64 [centre i, neighbour j]",
+    "edge_vec": "(E, 3) float Angstrom, r_j + shift - r_i",
+    "atom_crystal": "(N,) int64 index of each atom's crystal",
+    "num_atoms": "(B,) int64",
+    "operations": "(B, G, 3, 3) float Cartesian point-group operations, identity-padded",
+    "operation_weights": "(B, G) float 1 for real operations, 0 for padding",
+}
+
+
+def neighbor_list(
+    positions: np.ndarray, cell: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """All periodic neighbour pairs within ``cutoff``.
+
+    Parameters
+    ----------
+    positions
+        (n, 3) Cartesian positions in Angstrom.
+    cell
+        (3, 3) lattice, rows are lattice vectors, Angstrom.
+    cutoff
+        Radius in Angstrom.
+
+    Returns
+    -------
+    edge_index : numpy.ndarray
+        (2, E) int64, rows ``[centre, neighbour]``.
+    edge_vec : numpy.ndarray
+        (E, 3) float64 vectors from centre to neighbour image.
+    """
+    centre, neighbour, vec = primitive_neighbor_list(
+        "ijD",
+        pbc=(True, True, True),
+        cell=np.asarray(cell, dtype=float),
+        positions=np.asarray(positions, dtype=float),
+        cutoff=float(cutoff),
+        self_interaction=False,
+    )
+    order = np.lexsort((neighbour, centre))  # deterministic edge order
+    edge_index = np.stack([centre[order], neighbour[order]]).astype(np.int64)
+    return edge_index, np.asarray(vec[order], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CrystalGraph:
+    """A single crystal ready to be batched.
+
+    Attributes
+    ----------
+    numbers
+        (n,) atomic numbers.
+    edge_index
+        (2, E) centre/neighbour indices.
+    edge_vec
+        (E, 3) edge vectors, Angstrom.
+    operations
+        (G, 3, 3) Cartesian point-group operations.
+    """
+
+    numbers: np.ndarray
+    edge_index: np.ndarray
+    edge_vec: np.ndarray
+    operations: np.ndarray
+
+
+def build_graph(
+    numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray, operations: np.ndarray, cutoff: float
+) -> CrystalGraph:
+    """Build the periodic graph of one crystal (see :func:`neighbor_list` for the conventions)."""
+    edge_index, edge_vec = neighbor_list(positions, cell, cutoff)
+    return CrystalGraph(
+        numbers=np.asarray(numbers, dtype=np.int64),
+        edge_index=edge_index,
+        edge_vec=edge_vec,
+        operations=np.asarray(operations, dtype=np.float64),
+    )
+
+
+def collate(graphs: Sequence[CrystalGraph], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Concatenate crystal graphs into one batch dictionary (keys: :data:`BATCH_KEYS`)."""
+    if not graphs:
+        raise ValueError("cannot collate an empty list of crystal graphs")
+    num_atoms = np.array([len(g.numbers) for g in graphs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(num_atoms)[:-1]])
+    max_ops = max(len(g.operations) for g in graphs)
+    operations = np.tile(np.eye(3), (len(graphs), max_ops, 1, 1))  # (B, G, 3, 3)
+    weights = np.zeros((len(graphs), max_ops))
+    for b, g in enumerate(graphs):
+        operations[b, : len(g.operations)] = g.operations
+        weights[b, : len(g.operations)] = 1.0
+    return {
+        "numbers": torch.from_numpy(np.concatenate([g.numbers for g in graphs])),
+        "edge_index": torch.from_numpy(
+            np.concatenate([g.edge_index + off for g, off in zip(graphs, offsets)], axis=1)
+        ),
+        "edge_vec": torch.from_numpy(np.concatenate([g.edge_vec for g in graphs])).to(dtype),
+        "atom_crystal": torch.from_numpy(np.repeat(np.arange(len(graphs)), num_atoms)),
+        "num_atoms": torch.from_numpy(num_atoms),
+        "operations": torch.from_numpy(operations).to(dtype),
+        "operation_weights": torch.from_numpy(weights).to(dtype),
+    }

@@ -1,0 +1,207 @@
+"""Versioned, safe checkpoints: plain data loaded with ``torch.load(weights_only=True)``.
+
+A checkpoint file is a dictionary::
+
+    {"format": "gmt_ase-checkpoint", "format_version": 1, "name": str, "version": str,
+     "config": ModelConfig.to_dict(), "targets": [...], "species": [Z, ...], "cutoff": float,
+     "library_versions": {...}, "metrics": {...}, "data_hash": str, "state_dict": {...}}
+
+Shipped models live in ``gmt_ase/models/<name>.pt`` next to ``<name>.json`` (the model card), which
+records the file's sha256; loading a shipped model verifies it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gmt_ase._version import __version__
+from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "file_sha256",
+    "library_versions",
+    "load_checkpoint",
+    "make_test_checkpoint",
+    "resolve_model_path",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "gmt_ase-checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED_KEYS = ("format", "format_version", "config", "targets", "species", "cutoff", "state_dict")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, truncated, foreign or does not match this code."""
+
+
+class LoadedCheckpoint:
+    """A model with its metadata, as read from a checkpoint file.
+
+    Attributes
+    ----------
+    model
+        The network in evaluation mode.
+    metadata
+        Every checkpoint entry except the weights.
+    sha256
+        Hex digest of the file.
+    path
+        Where it was read from.
+    """
+
+    def __init__(self, model: GMTNet, metadata: dict[str, Any], sha256: str, path: Path) -> None:
+        self.model = model
+        self.metadata = metadata
+        self.sha256 = sha256
+        self.path = path
+
+    @property
+    def species(self) -> frozenset[int]:
+        """Atomic numbers seen in training."""
+        return frozenset(int(z) for z in self.metadata["species"])
+
+    @property
+    def cutoff(self) -> float:
+        """Neighbour cutoff, Angstrom."""
+        return float(self.metadata["cutoff"])
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a checkpoint's numbers."""
+    import e3nn
+
+    return {"gmt_ase": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__,
+            "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | Path, model: GMTNet, *, metadata: dict[str, Any]) -> str:
+    """Write ``model`` and ``metadata`` (species, name, version, metrics, data_hash, ...) to ``path``.
+
+    Returns
+    -------
+    str
+        The sha256 of the written file.
+    """
+    if "species" not in metadata:
+        raise ValueError("checkpoint metadata must list the training species")
+    payload = {
+        "name": "unnamed",
+        "version": "0",
+        "metrics": {},
+        "data_hash": "",
+        **metadata,
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "targets": list(OUTPUT_KEYS),
+        "species": sorted(int(z) for z in metadata["species"]),
+        "cutoff": float(model.config.cutoff),
+        "library_versions": library_versions(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
+    return file_sha256(path)
+
+
+def resolve_model_path(model: str | Path) -> tuple[Path, str | None]:
+    """Return the checkpoint path and its expected sha256 (shipped models only)."""
+    if isinstance(model, str) and "/" not in model and not model.endswith(".pt"):
+        package = resources.files("gmt_ase.models")
+        card_file = package.joinpath(f"{model}.json")
+        if not card_file.is_file():
+            available = sorted(p.name[:-5] for p in package.iterdir() if p.name.endswith(".json"))
+            raise CheckpointError(f"no shipped model named {model!r}; available: {available}")
+        card = json.loads(card_file.read_text())
+        return Path(str(package.joinpath(card["file"]))), card["sha256"]
+    return Path(model), None
+
+
+def load_checkpoint(model: str | Path = "default", map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load a shipped model by name or a checkpoint file by path, refusing anything suspicious.
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, checksum mismatch, unreadable/corrupt/truncated file, foreign content, newer
+        format version, or weights that do not match the recorded configuration.
+    """
+    path, expected_sha = resolve_model_path(model)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    sha = file_sha256(path)
+    if expected_sha is not None and sha != expected_sha:
+        raise CheckpointError(f"checksum mismatch for {path}: expected {expected_sha}, got {sha}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt, truncated or unsafe files
+        raise CheckpointError(f"{path} is not a readable gmt_ase checkpoint (corrupt or truncated?): {err}") from err
+    _check_payload(payload, path)
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        net = GMTNet(config)
+        net.load_state_dict(payload["state_dict"], strict=True)
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{path}: weights do not match the recorded model configuration: {err}") from err
+    net.eval()
+    metadata = {k: v for k, v in payload.items() if k != "state_dict"}
+    return LoadedCheckpoint(net, metadata, sha, path)
+
+
+def _check_payload(payload: Any, path: Path) -> None:
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a gmt_ase checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    missing = [k for k in _REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} is missing checkpoint entries {missing}")
+    if int(payload["format_version"]) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {payload['format_version']}; this gmt_ase reads up to {FORMAT_VERSION}"
+        )
+    if list(payload["targets"]) != list(OUTPUT_KEYS):
+        raise CheckpointError(f"{path} predicts {payload['targets']}, expected {list(OUTPUT_KEYS)}")
+    if float(payload["cutoff"]) != float(payload["config"].get("cutoff", -1)):
+        raise CheckpointError(f"{path}: cutoff entry disagrees with the model configuration")
+
+
+def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny, seeded, **untrained** model covering elements 1-94 (for fast tests only)."""
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        config = ModelConfig(
+            scalar_dim=16,
+            invariant_layers=1,
+            density_channels=(4, 4, 4, 2, 2),
+            hidden_irreps="8x0e+4x1o+4x2e+2x2o+2x3o+2x4e",
+            product_irreps="2x0e+2x1o+2x2e+1x3o+1x4e",
+            head_irreps="4x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
+        )
+        net = GMTNet(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    save_checkpoint(path, net, metadata={"name": "test-tiny", "version": "0", "species": range(1, 95)})
+    return Path(path)

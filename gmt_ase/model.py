@@ -1,0 +1,202 @@
+"""GMTNet-style O(3)-equivariant network: crystal graph in, symmetric Cartesian tensors out.
+
+Pipeline (each step is exactly O(3)-equivariant):
+
+1. species embedding and invariant gated message passing give node scalars ``h`` (N, F);
+2. an equivariant density ``A_i = sum_j R(h_i, h_j, r) Y_l(r_hat)`` (l <= 4) carries geometry;
+3. a gated block with a self tensor product ``A x A`` builds many-body features of all parities;
+4. features are averaged per crystal (so supercells give the same answer) and fed to one head per target
+   whose output irreps are turned into Cartesian tensors with float64 bases (:mod:`gmt_ase.cartesian`);
+5. every output is projected onto the crystal's point group with the shared Reynolds operator
+   (:func:`gmt_ase.symmetry.reynolds_projection`).
+
+Positive-definite targets are predicted through a matrix exponential of a symmetric "log" tensor:
+``eps_inf = 1 + exp(L_e)``, ``eps_ion = exp(L_i)`` and ``C_Mandel = c0 exp(M)``. The exponential commutes
+with rotations, so equivariance and the symmetry projection are kept, while positivity (and Born
+stability of C) holds by construction and the loss can be taken on a relative (log) scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from gmt_ase.cartesian import IRREPS, cartesian_basis, full_from_mandel, mandel_basis, mandel_from_full
+from gmt_ase.layers import (
+    BesselBasis,
+    EquivariantDensity,
+    GatedBlock,
+    InvariantConv,
+    polynomial_envelope,
+    scatter_mean,
+)
+from gmt_ase.symmetry import reynolds_projection
+
+__all__ = ["ModelConfig", "GMTNet", "OUTPUT_KEYS"]
+
+OUTPUT_KEYS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of :class:`GMTNet` (plain data: stored in every checkpoint).
+
+    Attributes
+    ----------
+    cutoff
+        Neighbour cutoff radius, Angstrom.
+    num_species
+        Size of the species embedding (atomic numbers 0 .. num_species-1).
+    scalar_dim
+        Width of the invariant node features.
+    num_radial
+        Number of Bessel radial functions.
+    invariant_layers
+        Number of invariant message-passing layers.
+    density_channels
+        Channels per spherical-harmonic degree l = 0..lmax of the equivariant density.
+    hidden_irreps
+        Node features after the gated many-body block.
+    product_irreps
+        Reduced features entering the self tensor product.
+    head_irreps
+        Hidden irreps of each output head.
+    avg_num_neighbors
+        Normalisation of neighbour sums.
+    log_offsets
+        Isotropic offsets added to the log-space outputs (from the training data), keys
+        ``dielectric_electronic``, ``dielectric_ionic``, ``elastic``.
+    elastic_scale
+        Stiffness unit c0 of ``C_Mandel = c0 exp(M)``, GPa.
+    piezo_scale
+        Scale of the piezoelectric head, C/m^2.
+    """
+
+    cutoff: float = 5.0
+    num_species: int = 95
+    scalar_dim: int = 64
+    num_radial: int = 8
+    invariant_layers: int = 3
+    density_channels: tuple[int, ...] = (32, 16, 16, 8, 8)
+    hidden_irreps: str = "32x0e+16x1o+16x2e+8x2o+8x3o+8x4e"
+    product_irreps: str = "8x0e+8x1o+8x2e+4x3o+4x4e"
+    head_irreps: str = "16x0e+8x1o+8x2e+8x2o+8x3o+8x4e"
+    avg_num_neighbors: float = 40.0
+    log_offsets: dict[str, float] = field(
+        default_factory=lambda: {"dielectric_electronic": 1.0, "dielectric_ionic": 0.0, "elastic": 0.0}
+    )
+    elastic_scale: float = 100.0
+    piezo_scale: float = 1.0
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        data = asdict(self)
+        data["density_channels"] = list(self.density_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        data = dict(data)
+        data["density_channels"] = tuple(data.get("density_channels", cls.density_channels))
+        return cls(**data)
+
+
+class _Head(nn.Module):
+    """Pooled crystal features -> one gated block -> target irreps."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_hidden: str, irreps_out: str) -> None:
+        super().__init__()
+        self.block = GatedBlock(irreps_in, o3.Irreps(irreps_hidden), self_product=None)
+        self.out = o3.Linear(self.block.irreps_out, o3.Irreps(irreps_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.block(x))
+
+
+class GMTNet(nn.Module):
+    """Equivariant multi-task network for dielectric, piezoelectric and elastic tensors.
+
+    ``forward(batch)`` takes the dictionary made by :func:`gmt_ase.graph.collate` and returns the
+    symmetrised Cartesian tensors (keys :data:`OUTPUT_KEYS`) plus their log-space versions
+    (``log_dielectric_electronic`` and ``log_dielectric_ionic`` (B, 3, 3), ``log_elastic`` (B, 6, 6)
+    Mandel) used by the training loss.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.scalar_dim
+        self.embedding = nn.Embedding(config.num_species, dim)
+        self.radial = BesselBasis(config.cutoff, config.num_radial)
+        self.invariant = nn.ModuleList(
+            InvariantConv(dim, config.num_radial, config.avg_num_neighbors)
+            for _ in range(config.invariant_layers)
+        )
+        self.density = EquivariantDensity(
+            dim, config.num_radial, list(config.density_channels), config.avg_num_neighbors
+        )
+        irreps_node_in = o3.Irreps(f"{dim}x0e") + self.density.irreps_out
+        self.many_body = GatedBlock(irreps_node_in, o3.Irreps(config.hidden_irreps), o3.Irreps(config.product_irreps))
+        irreps_pooled = self.many_body.irreps_out + o3.Irreps(f"{dim}x0e")
+        self.heads = nn.ModuleDict(
+            {
+                "dielectric_electronic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
+                "dielectric_ionic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
+                "piezoelectric": _Head(irreps_pooled, config.head_irreps, IRREPS[3]),
+                "elastic": _Head(irreps_pooled, config.head_irreps, IRREPS[4]),
+            }
+        )
+        for rank in (2, 3, 4):
+            self.register_buffer(f"basis_rank{rank}", cartesian_basis(rank), persistent=False)
+        self.register_buffer("mandel", mandel_basis(), persistent=False)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Predict all targets for a collated batch."""
+        edge_index, edge_vec = batch["edge_index"], batch["edge_vec"]  # (2, E), (E, 3)
+        num_crystals = batch["num_atoms"].shape[0]
+        r = edge_vec.norm(dim=-1)  # (E,)
+        rbf, env = self.radial(r), polynomial_envelope(r, self.config.cutoff)  # (E, R), (E,)
+
+        h = self.embedding(batch["numbers"])  # (N, F)
+        for layer in self.invariant:
+            h = layer(h, rbf, env, edge_index)
+        a = self.density(h, rbf, env, edge_vec, edge_index)  # (N, dim A)
+        x = self.many_body(torch.cat([h, a], dim=-1))  # (N, dim hidden)
+
+        pooled = scatter_mean(torch.cat([x, h], dim=-1), batch["atom_crystal"], num_crystals)  # (B, D)
+        ops, weights = batch["operations"], batch["operation_weights"]  # (B, G, 3, 3), (B, G)
+        raw = {name: head(pooled) for name, head in self.heads.items()}
+        return self._tensors(raw, ops, weights)
+
+    def _cartesian(self, features: torch.Tensor, rank: int) -> torch.Tensor:
+        basis = getattr(self, f"basis_rank{rank}").to(features.dtype)
+        return torch.einsum("bk,k...->b...", features, basis)
+
+    def _tensors(
+        self, raw: dict[str, torch.Tensor], ops: torch.Tensor, weights: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        eye3 = torch.eye(3, dtype=ops.dtype, device=ops.device)
+        eye6 = torch.eye(6, dtype=ops.dtype, device=ops.device)
+        mandel = self.mandel.to(ops.dtype)
+
+        def project(t: torch.Tensor) -> torch.Tensor:
+            return reynolds_projection(t, ops, weights)
+
+        out: dict[str, torch.Tensor] = {}
+        for name in ("dielectric_electronic", "dielectric_ionic"):
+            log_eps = project(self._cartesian(raw[name], 2)) + cfg.log_offsets[name] * eye3  # (B, 3, 3)
+            out[f"log_{name}"] = log_eps
+            eps = torch.linalg.matrix_exp(log_eps)
+            out[name] = project(eps + eye3 if name == "dielectric_electronic" else eps)
+        log_c = mandel_from_full(project(self._cartesian(raw["elastic"], 4)), mandel)  # (B, 6, 6)
+        log_c = log_c + cfg.log_offsets["elastic"] * eye6
+        out["log_elastic"] = log_c
+        stiffness = cfg.elastic_scale * torch.linalg.matrix_exp(log_c)  # (B, 6, 6) GPa, Mandel
+        out["elastic"] = project(full_from_mandel(stiffness, mandel))  # (B, 3, 3, 3, 3)
+        out["piezoelectric"] = project(cfg.piezo_scale * self._cartesian(raw["piezoelectric"], 3))
+        return out

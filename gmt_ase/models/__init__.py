@@ -1,0 +1,1 @@
+"""Shipped model checkpoints and their model cards (package data)."""

@@ -1,0 +1,212 @@
+"""Batched prediction: many structures in, one result record per structure out, in input order.
+
+Pipeline per chunk of ``batch_size`` structures:
+
+1. validate each structure and detect its symmetry (:func:`prepare_crystal`); a bad one becomes a
+   :class:`~gmt_ase.results.PredictionFailure` for its index and the rest go on;
+2. predict the good ones in one model call; if that call fails unexpectedly (e.g. out of memory), retry
+   them one by one so that only the culprit fails;
+3. check the outputs (float64, already projected onto the point group by the predictor) and compute the
+   derived quantities.
+
+Structures are consumed lazily (any iterable, including a generator), so :func:`iter_predictions` never
+holds more than one chunk in memory.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
+from gmt_ase.symmetry import DEFAULT_SYMPREC, SymmetryInfo, analyze_symmetry
+from gmt_ase.validation import validate_structure
+
+if TYPE_CHECKING:
+    from gmt_ase.calculator import GMTCalculator
+    from gmt_ase.inference import CrystalInput, TensorPredictor
+
+__all__ = ["MODEL_OUTPUTS", "Result", "iter_predictions", "predict_one", "predict_tensors", "prepare_crystal"]
+
+Result = TensorPrediction | PredictionFailure
+#: Cartesian tensors returned by ``TensorPredictor.predict`` for each crystal.
+MODEL_OUTPUTS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+
+
+def model_name(predictor: TensorPredictor) -> str:
+    """Name of the predictor's model, for messages."""
+    return str(predictor.card.get("name", "model"))
+
+
+def prepare_crystal(
+    structure: Any, predictor: TensorPredictor, symprec: float = DEFAULT_SYMPREC
+) -> tuple[CrystalInput, SymmetryInfo]:
+    """Validate one structure, detect its symmetry and build the model input (the input is not modified).
+
+    Raises
+    ------
+    gmt_ase.validation.InvalidStructureError
+        (a ``ValueError``) for a structure the model must not predict for.
+
+    """
+    from gmt_ase.inference import CrystalInput
+
+    atoms = validate_structure(structure, predictor.species, model_name=model_name(predictor))
+    symmetry = analyze_symmetry(atoms, symprec)
+    crystal = CrystalInput(
+        numbers=np.array(atoms.numbers, dtype=int),
+        positions=np.array(atoms.positions, dtype=float),
+        cell=np.array(atoms.cell[:], dtype=float),
+        operations=symmetry.operations,
+    )
+    return crystal, symmetry
+
+
+def _finish(index: int, raw: dict[str, np.ndarray], symmetry: SymmetryInfo) -> TensorPrediction:
+    tensors = {name: np.asarray(raw[name], dtype=np.float64) for name in MODEL_OUTPUTS}  # projected already
+    bad = [name for name, tensor in tensors.items() if not np.all(np.isfinite(tensor))]
+    if bad:
+        raise FloatingPointError(f"the model returned NaN or infinite values for {', '.join(bad)}")
+    return prediction_from_cartesian(index, tensors, symmetry.as_dict())
+
+
+def predict_one(
+    structure: Any, predictor: TensorPredictor, symprec: float = DEFAULT_SYMPREC
+) -> TensorPrediction:
+    """Predict one structure, raising on any problem (used by the ASE calculator)."""
+    crystal, symmetry = prepare_crystal(structure, predictor, symprec)
+    (raw,) = predictor.predict([crystal], batch_size=1)
+    return _finish(0, raw, symmetry)
+
+
+def _model_outputs(
+    predictor: TensorPredictor, crystals: list[CrystalInput], batch_size: int
+) -> list[dict[str, np.ndarray] | Exception]:
+    """Model outputs for a chunk; on an unexpected failure, retry one by one to isolate the culprit."""
+    try:
+        return list(predictor.predict(crystals, batch_size=batch_size))
+    except Exception as error:  # noqa: BLE001 - any failure is reported per structure below
+        if len(crystals) == 1:
+            return [error]
+    outputs: list[dict[str, np.ndarray] | Exception] = []
+    for crystal in crystals:
+        try:
+            outputs.extend(predictor.predict([crystal], batch_size=1))
+        except Exception as error:  # noqa: BLE001
+            outputs.append(error)
+    return outputs
+
+
+def _predict_chunk(
+    chunk: list[tuple[int, Any]], predictor: TensorPredictor, symprec: float, batch_size: int
+) -> list[Result]:
+    results: dict[int, Result] = {}
+    prepared: list[tuple[int, CrystalInput, SymmetryInfo]] = []
+    for index, structure in chunk:
+        try:
+            crystal, symmetry = prepare_crystal(structure, predictor, symprec)
+        except Exception as error:  # noqa: BLE001 - a bad structure fails alone
+            results[index] = PredictionFailure.from_exception(index, error)
+        else:
+            prepared.append((index, crystal, symmetry))
+    if prepared:
+        outputs = _model_outputs(predictor, [crystal for _, crystal, _ in prepared], batch_size)
+        for (index, _, symmetry), raw in zip(prepared, outputs, strict=True):
+            try:
+                if isinstance(raw, Exception):
+                    raise raw
+                results[index] = _finish(index, raw, symmetry)
+            except Exception as error:  # noqa: BLE001
+                results[index] = PredictionFailure.from_exception(index, error)
+    return [results[index] for index, _ in chunk]
+
+
+def iter_predictions(
+    structures: Iterable[Any],
+    predictor: TensorPredictor,
+    *,
+    symprec: float = DEFAULT_SYMPREC,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> Iterator[Result]:
+    """Lazily predict an iterable of structures, yielding one result per structure in input order.
+
+    Parameters
+    ----------
+    structures
+        ASE ``Atoms`` or pymatgen ``Structure`` objects (any iterable, consumed ``batch_size`` at a time).
+    predictor
+        A loaded ``TensorPredictor``.
+    symprec
+        spglib tolerance in Angstrom.
+    batch_size
+        Structures per model call.
+    progress
+        Show a tqdm progress bar on stderr.
+
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    from tqdm.auto import tqdm
+
+    total = len(structures) if isinstance(structures, Sequence) else None
+    iterator = iter(enumerate(structures))
+    with tqdm(total=total, disable=not progress, file=sys.stderr, unit="structure") as bar:
+        while chunk := list(islice(iterator, batch_size)):
+            yield from _predict_chunk(chunk, predictor, symprec, batch_size)
+            bar.update(len(chunk))
+
+
+def predict_tensors(
+    structures: Iterable[Any],
+    *,
+    model: str = "default",
+    calculator: GMTCalculator | None = None,
+    batch_size: int = 64,
+    symprec: float | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> list[Result]:
+    """Predict the tensors of many structures; a bad structure fails alone.
+
+    Parameters
+    ----------
+    structures
+        ASE ``Atoms`` or pymatgen ``Structure`` objects.
+    model
+        ``"default"`` (the shipped model) or a checkpoint path; used when ``calculator`` is None.
+    calculator
+        An existing :class:`~gmt_ase.calculator.GMTCalculator` whose model (and symprec) to use.
+    batch_size
+        Structures per model call.
+    symprec
+        spglib tolerance in Angstrom; default: the calculator's, else 1e-2.
+    device
+        Torch device; default CUDA if available, else CPU. Used when ``calculator`` is None.
+    progress
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    list
+        One :class:`~gmt_ase.results.TensorPrediction` or :class:`~gmt_ase.results.PredictionFailure`
+        per structure, in input order (``result.index`` is the position).
+
+    """
+    if calculator is None:
+        from gmt_ase.calculator import GMTCalculator
+
+        calculator = GMTCalculator(model=model, device=device)
+    elif model != "default" or device is not None:
+        raise ValueError("pass either calculator= or model=/device=, not both")
+    if symprec is None:
+        symprec = float(calculator.parameters["symprec"])
+    return list(
+        iter_predictions(
+            structures, calculator.predictor, symprec=symprec, batch_size=batch_size, progress=progress
+        )
+    )

@@ -1,0 +1,280 @@
+"""The one symmetry projector shared by the model, the calculator and the workflows.
+
+Algorithm (DESIGN.md section 3):
+
+1. Reduce the crystal to its primitive cell **in the input orientation** with spglib
+   (``standardize_cell(to_primitive=True, no_idealize=True)``), so that every point-group operation
+   is an integer matrix ``W_g`` in that basis (a supercell alone would only reveal a subgroup).
+2. Turn each distinct ``W_g`` into a Cartesian matrix ``R_g = L^T W_g L^-T``, with ``L`` the primitive
+   lattice (rows are lattice vectors).
+3. On noisy structures the ``R_g`` are only nearly orthogonal. The Weyl step
+   ``R~_g = H^(1/2) R_g H^(-1/2)`` with ``H = mean_g R_g^T R_g`` makes them exactly orthogonal while
+   keeping the group law and O(3)-equivariance.
+4. The Reynolds operator ``P(T) = mean_g R~_g . T`` (acting on every index) is then the orthogonal
+   projection onto the symmetric tensors: idempotent, self-adjoint and equivariant.
+
+:func:`reynolds_projection` works on NumPy arrays and on torch tensors alike (with batch dimensions), so
+the model applies exactly the same operator as the calculator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import spglib
+from spglib import error as spglib_error
+
+__all__ = [
+    "DEFAULT_SYMPREC",
+    "SymmetryInfo",
+    "analyze_symmetry",
+    "cell_arrays",
+    "point_group_operations",
+    "reynolds_projection",
+    "symmetrize",
+]
+
+DEFAULT_SYMPREC = 1e-2
+_INDEX_LETTERS = "ijkl"
+_OUTPUT_LETTERS = "abcd"
+
+
+@dataclass(frozen=True)
+class SymmetryInfo:
+    """Symmetry detected for one crystal.
+
+    Attributes
+    ----------
+    space_group_symbol
+        Hermann-Mauguin symbol of the space group, e.g. ``"P4_2/mnm"``.
+    space_group_number
+        International space-group number (1-230).
+    point_group
+        Hermann-Mauguin symbol of the point group, e.g. ``"4/mmm"``.
+    symprec
+        Distance tolerance in Angstrom that was used.
+    operations
+        Orthonormal Cartesian point-group operations, shape (n_ops, 3, 3).
+    """
+
+    space_group_symbol: str
+    space_group_number: int
+    point_group: str
+    symprec: float
+    operations: np.ndarray
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (without the operation matrices)."""
+        return {
+            "space_group_symbol": self.space_group_symbol,
+            "space_group_number": self.space_group_number,
+            "point_group": self.point_group,
+            "symprec": self.symprec,
+            "n_operations": int(len(self.operations)),
+        }
+
+
+def cell_arrays(atoms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(lattice, scaled_positions, numbers)`` of an ASE ``Atoms`` or pymatgen ``Structure``.
+
+    Raises
+    ------
+    ValueError
+        If the object is empty, not periodic in all three directions, or has a degenerate cell.
+    TypeError
+        If the object is neither an ASE ``Atoms`` nor a pymatgen ``Structure``.
+    """
+    if hasattr(atoms, "get_cell") and hasattr(atoms, "get_pbc"):
+        if not np.all(atoms.get_pbc()):
+            raise ValueError(
+                f"structure must be periodic in all three directions, got pbc={list(atoms.get_pbc())}"
+            )
+        lattice = np.array(atoms.get_cell()[:], dtype=float)
+        numbers = np.array(atoms.get_atomic_numbers(), dtype=int)
+        if len(numbers) == 0:
+            raise ValueError("structure is empty: it has no atoms")
+        _check_lattice(lattice)
+        scaled = np.array(atoms.get_scaled_positions(wrap=False), dtype=float)
+    elif hasattr(atoms, "lattice") and hasattr(atoms, "frac_coords"):
+        if len(atoms) == 0:
+            raise ValueError("structure is empty: it has no sites")
+        lattice = np.array(atoms.lattice.matrix, dtype=float)
+        _check_lattice(lattice)
+        scaled = np.array(atoms.frac_coords, dtype=float)
+        numbers = np.array(atoms.atomic_numbers, dtype=int)
+    else:
+        raise TypeError(f"expected ase.Atoms or pymatgen Structure, got {type(atoms).__name__}")
+    if not (np.all(np.isfinite(lattice)) and np.all(np.isfinite(scaled))):
+        raise ValueError("structure contains NaN or infinite cell or position values")
+    return lattice, scaled, numbers
+
+
+def _check_lattice(lattice: np.ndarray) -> None:
+    if lattice.shape != (3, 3) or not np.all(np.isfinite(lattice)):
+        raise ValueError("cell must be a finite 3x3 matrix")
+    lengths = np.linalg.norm(lattice, axis=1)
+    if np.any(lengths < 1e-6):
+        raise ValueError(f"cell has a zero-length lattice vector (lengths {lengths.round(6).tolist()} A)")
+    volume = abs(np.linalg.det(lattice))
+    if volume < 1e-6 * np.prod(lengths):
+        raise ValueError(f"cell is degenerate: volume {volume:.3g} A^3 for lattice lengths {lengths}")
+
+
+def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryInfo:
+    """Detect the space group and the Cartesian point-group operations of a crystal.
+
+    Parameters
+    ----------
+    atoms
+        ASE ``Atoms`` or pymatgen ``Structure``, periodic in three directions.
+    symprec
+        spglib distance tolerance in Angstrom.
+
+    Returns
+    -------
+    SymmetryInfo
+        Space group, point group and the orthonormal operations in the input's Cartesian frame.
+    """
+    if not symprec > 0:
+        raise ValueError(f"symprec must be positive, got {symprec}")
+    lattice, scaled, numbers = cell_arrays(atoms)
+    with _spglib_errors_raise(symprec):
+        primitive = spglib.standardize_cell(
+            (lattice, scaled, numbers), to_primitive=True, no_idealize=True, symprec=symprec
+        )
+        if primitive is None:
+            raise ValueError(f"spglib could not find a primitive cell at symprec={symprec} A")
+        dataset = spglib.get_symmetry_dataset(primitive, symprec=symprec)
+    if dataset is None:
+        raise ValueError(f"spglib symmetry search failed at symprec={symprec} A")
+    prim_lattice = np.asarray(primitive[0], dtype=float)
+    rotations = np.unique(np.asarray(dataset.rotations, dtype=int), axis=0)
+    return SymmetryInfo(
+        space_group_symbol=str(dataset.international),
+        space_group_number=int(dataset.number),
+        point_group=str(dataset.pointgroup),
+        symprec=float(symprec),
+        operations=_cartesian_operations(rotations, prim_lattice),
+    )
+
+
+@contextmanager
+def _spglib_errors_raise(symprec: float) -> Iterator[None]:
+    """Run spglib with ``OLD_ERROR_HANDLING = False`` and turn its errors into ``ValueError``.
+
+    With spglib's default (old) error handling every call emits a DeprecationWarning (an error under
+    ``-W error``) and failures come back as None; spglib 3 will raise instead. Setting the flag only
+    for the duration of our own calls (DESIGN.md section 3) silences the warning without changing
+    spglib's behaviour for anyone else; the None checks stay as a fallback.
+    """
+    previous = spglib_error.OLD_ERROR_HANDLING
+    spglib_error.OLD_ERROR_HANDLING = False
+    try:
+        yield
+    except spglib_error.SpglibError as exc:
+        raise ValueError(f"spglib symmetry search failed at symprec={symprec} A: {exc}") from exc
+    finally:
+        spglib_error.OLD_ERROR_HANDLING = previous
+
+
+def _cartesian_operations(rotations: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """Integer rotations in the basis of ``lattice`` -> orthonormal Cartesian matrices."""
+    lat_t = lattice.T  # (3, 3): columns are lattice vectors
+    cart = lat_t[None] @ rotations.astype(float) @ np.linalg.inv(lat_t)[None]  # (G, 3, 3)
+    metric = np.mean(np.transpose(cart, (0, 2, 1)) @ cart, axis=0)  # (3, 3), H = mean R^T R
+    eigvals, eigvecs = np.linalg.eigh(metric)
+    sqrt_h = (eigvecs * np.sqrt(eigvals)) @ eigvecs.T
+    inv_sqrt_h = (eigvecs / np.sqrt(eigvals)) @ eigvecs.T
+    return sqrt_h[None] @ cart @ inv_sqrt_h[None]
+
+
+def point_group_operations(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> np.ndarray:
+    """Orthonormal Cartesian point-group operations of a crystal, shape (n_ops, 3, 3).
+
+    The operations come from the primitive cell in the input orientation, are Weyl-orthogonalised
+    and distinct. See :func:`analyze_symmetry` for the parameters.
+    """
+    return analyze_symmetry(atoms, symprec).operations
+
+
+def reynolds_projection(tensor: Any, operations: Any, weights: Any = None) -> Any:
+    """Average a Cartesian tensor over a group of operations acting on every index.
+
+    Works on NumPy arrays and torch tensors with any leading batch dimensions.
+
+    Parameters
+    ----------
+    tensor
+        Shape ``(..., 3, ..., 3)`` with rank 1 to 4 trailing Cartesian indices.
+    operations
+        Shape ``(..., G, 3, 3)``; the leading dimensions match (or broadcast with) ``tensor``'s.
+    weights
+        Optional ``(..., G)`` weights for padded batches (1 for a real operation, 0 for padding).
+        Without weights every operation counts equally.
+
+    Returns
+    -------
+    Same type as ``tensor``
+        The projected tensor, same shape.
+    """
+    rank = _trailing_rank(tensor, operations)
+    inp = _INDEX_LETTERS[:rank]
+    out = _OUTPUT_LETTERS[:rank]
+    factors = ",".join(f"...g{o}{i}" for o, i in zip(out, inp))
+    spec = f"{factors},...{inp}->...g{out}"
+    is_torch = type(tensor).__module__.startswith("torch")
+    if is_torch:
+        import torch
+
+        einsum, expand = torch.einsum, (lambda x: x.unsqueeze(-1))
+    else:
+        einsum, expand = np.einsum, (lambda x: np.expand_dims(x, -1))
+        tensor, operations = np.asarray(tensor), np.asarray(operations)
+    rotated = einsum(spec, *([operations] * rank), tensor)  # (..., G, 3, ..., 3)
+    if weights is None:
+        return rotated.mean(-1 - rank)
+    w = weights
+    for _ in range(rank):
+        w = expand(w)  # (..., G, 1, ..., 1)
+    return (rotated * w).sum(-1 - rank) / w.sum(-1 - rank)
+
+
+def _trailing_rank(tensor: Any, operations: Any) -> int:
+    shape = tuple(tensor.shape)
+    rank = 0
+    while rank < min(4, len(shape)) and shape[len(shape) - 1 - rank] == 3:
+        rank += 1
+    if rank == 0:
+        raise ValueError(f"tensor shape {shape} has no trailing Cartesian (3) indices")
+    if tuple(operations.shape[-2:]) != (3, 3):
+        raise ValueError(f"operations must have shape (..., G, 3, 3), got {tuple(operations.shape)}")
+    batch = len(operations.shape) - 3
+    # A (..., 3, 3) tensor whose batch dimension happens to be 3 is ambiguous: trust the ops' batch.
+    return min(rank, len(shape) - batch)
+
+
+def symmetrize(tensor: np.ndarray, atoms: Any, symprec: float = DEFAULT_SYMPREC) -> np.ndarray:
+    """Project a full Cartesian tensor onto the crystal's point group (Reynolds projection).
+
+    Parameters
+    ----------
+    tensor
+        Cartesian tensor of rank 1 to 4, shape ``(3,) * rank``, in the frame of ``atoms``.
+    atoms
+        ASE ``Atoms`` or pymatgen ``Structure``.
+    symprec
+        spglib distance tolerance in Angstrom.
+
+    Returns
+    -------
+    numpy.ndarray
+        The closest tensor (in the Frobenius norm) that is invariant under the point group.
+    """
+    array = np.asarray(tensor, dtype=float)
+    if array.ndim not in (1, 2, 3, 4) or any(n != 3 for n in array.shape):
+        raise ValueError(f"expected a full Cartesian tensor of shape (3,)*rank, got {array.shape}")
+    return reynolds_projection(array, point_group_operations(atoms, symprec))

@@ -1,0 +1,261 @@
+"""Input checks: every structure is validated before the model sees it, and a bad one gets a specific error.
+
+Each check is one small function raising a subclass of :class:`InvalidStructureError` (itself a
+``ValueError``); :func:`validate_structure` runs them all in a fixed order, cheapest and most basic first,
+so that later checks can rely on earlier ones (the distance check needs a finite, non-degenerate cell).
+
+The limits are physical sanity bounds, not model-specific ones; the supported elements come from the
+checkpoint (``TensorPredictor.species``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+from ase.neighborlist import neighbor_list
+
+__all__ = [
+    "MAX_ATOMS",
+    "MAX_VOLUME_PER_ATOM",
+    "MIN_DISTANCE",
+    "MIN_VOLUME_PER_ATOM",
+    "AtomsTooCloseError",
+    "DegenerateCellError",
+    "EmptyStructureError",
+    "InvalidStructureError",
+    "NonFiniteError",
+    "NonPeriodicError",
+    "StructureSizeError",
+    "UnsupportedElementError",
+    "as_atoms",
+    "check_cell",
+    "check_finite",
+    "check_min_distance",
+    "check_not_empty",
+    "check_periodic",
+    "check_size",
+    "check_species",
+    "check_volume_per_atom",
+    "validate_structure",
+]
+
+#: Closest allowed interatomic distance in Angstrom (shortest real bond, H2, is 0.74 A).
+MIN_DISTANCE = 0.5
+#: Largest structure accepted.
+MAX_ATOMS = 5000
+#: Allowed range of cell volume per atom in A^3 (dense solids ~5-60 A^3; 1000 A^3 is mostly vacuum).
+MIN_VOLUME_PER_ATOM = 1.0
+MAX_VOLUME_PER_ATOM = 1000.0
+
+
+class InvalidStructureError(ValueError):
+    """A structure the model cannot (or must not) predict for."""
+
+
+class EmptyStructureError(InvalidStructureError):
+    """The structure has no atoms."""
+
+
+class NonFiniteError(InvalidStructureError):
+    """The cell or the positions contain NaN or infinite values."""
+
+
+class NonPeriodicError(InvalidStructureError):
+    """The structure is not periodic in all three directions."""
+
+
+class DegenerateCellError(InvalidStructureError):
+    """The cell has a zero-length vector or (nearly) zero volume."""
+
+
+class StructureSizeError(InvalidStructureError):
+    """Too many atoms, or a volume per atom outside the physical range."""
+
+
+class UnsupportedElementError(InvalidStructureError):
+    """An atomic number is unknown or not among the elements the model was trained on."""
+
+
+class AtomsTooCloseError(InvalidStructureError):
+    """Two atoms (or an atom and its own periodic image) are closer than :data:`MIN_DISTANCE`."""
+
+
+def as_atoms(structure: Any) -> Atoms:
+    """Return an ASE ``Atoms`` for an ``Atoms`` or a pymatgen ``Structure`` (never mutating the input).
+
+    Raises
+    ------
+    TypeError
+        For any other object.
+
+    """
+    if isinstance(structure, Atoms):
+        return structure
+    if hasattr(structure, "lattice") and hasattr(structure, "frac_coords"):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return AseAtomsAdaptor.get_atoms(structure)
+    raise TypeError(f"expected ase.Atoms or pymatgen Structure, got {type(structure).__name__}")
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else "?"
+
+
+def check_not_empty(atoms: Atoms) -> None:
+    """Raise :class:`EmptyStructureError` if ``atoms`` has no atoms."""
+    if len(atoms) == 0:
+        raise EmptyStructureError("structure is empty: it has no atoms")
+
+
+def check_finite(atoms: Atoms) -> None:
+    """Raise :class:`NonFiniteError` if the cell or any position is NaN or infinite."""
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    if not np.all(np.isfinite(cell)):
+        raise NonFiniteError("cell contains NaN or infinite values")
+    bad = np.flatnonzero(~np.all(np.isfinite(atoms.positions), axis=1))
+    if bad.size:
+        raise NonFiniteError(
+            f"positions of {bad.size} atom(s) contain NaN or infinite values (first: atom {bad[0]})"
+        )
+
+
+def check_periodic(atoms: Atoms) -> None:
+    """Raise :class:`NonPeriodicError` unless ``atoms.pbc`` is True in all three directions."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.all():
+        raise NonPeriodicError(
+            f"structure must be periodic in all three directions (a bulk crystal), got pbc={pbc.tolist()}"
+        )
+
+
+def check_cell(atoms: Atoms) -> None:
+    """Raise :class:`DegenerateCellError` for a zero-length lattice vector or a (nearly) flat cell."""
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    lengths = np.linalg.norm(cell, axis=1)
+    if np.any(lengths < 1e-6):
+        raise DegenerateCellError(
+            f"cell has a zero-length lattice vector (lengths {np.round(lengths, 6).tolist()} A)"
+        )
+    volume = abs(float(np.linalg.det(cell)))
+    if volume < 1e-6 * float(np.prod(lengths)):
+        raise DegenerateCellError(
+            f"cell is degenerate (lattice vectors are coplanar): volume {volume:.3g} A^3 for lattice "
+            f"lengths {np.round(lengths, 4).tolist()} A"
+        )
+
+
+def check_size(atoms: Atoms, max_atoms: int = MAX_ATOMS) -> None:
+    """Raise :class:`StructureSizeError` if the structure has more than ``max_atoms`` atoms."""
+    if len(atoms) > max_atoms:
+        raise StructureSizeError(f"structure has {len(atoms)} atoms; at most {max_atoms} are supported")
+
+
+def check_volume_per_atom(
+    atoms: Atoms, bounds: tuple[float, float] = (MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM)
+) -> None:
+    """Raise :class:`StructureSizeError` if the cell volume per atom lies outside ``bounds`` (A^3)."""
+    per_atom = abs(float(atoms.cell.volume)) / len(atoms)
+    low, high = bounds
+    if per_atom < low:
+        raise StructureSizeError(
+            f"volume per atom is {per_atom:.3g} A^3, below the physical minimum of {low} A^3 "
+            "(wrong units, or a cell that is too small for its atoms?)"
+        )
+    if per_atom > high:
+        raise StructureSizeError(
+            f"volume per atom is {per_atom:.4g} A^3, above {high} A^3: this is mostly vacuum "
+            "(a molecule or slab in a box?), not a bulk crystal"
+        )
+
+
+def check_species(atoms: Atoms, species: Collection[int], model_name: str = "model") -> None:
+    """Raise :class:`UnsupportedElementError` naming every element the model was not trained on."""
+    present = sorted({int(z) for z in atoms.numbers})
+    unknown = [z for z in present if not 0 < z < len(chemical_symbols)]
+    if unknown:
+        raise UnsupportedElementError(f"unknown atomic number(s) {unknown}: not a chemical element")
+    missing = [z for z in present if z not in species]
+    if missing:
+        names = ", ".join(f"{_symbol(z)} (Z={z})" for z in missing)
+        noun = "element" if len(missing) == 1 else "elements"
+        verb = "is" if len(missing) == 1 else "are"
+        raise UnsupportedElementError(
+            f"{noun} {names} {verb} not supported by model '{model_name}' "
+            f"(trained on {len(species)} elements)"
+        )
+
+
+def check_min_distance(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
+    """Raise :class:`AtomsTooCloseError` naming the closest pair if any distance is below ``min_distance``.
+
+    Periodic images count: an atom closer than ``min_distance`` to its own image (a too-small cell) is
+    reported too.
+    """
+    first, second, dist = neighbor_list("ijd", atoms, min_distance)
+    if dist.size == 0:
+        return
+    k = int(np.argmin(dist))
+    i, j, d = int(first[k]), int(second[k]), float(dist[k])
+    symbols = atoms.get_chemical_symbols()
+    if i == j:
+        what = f"atom {i} ({symbols[i]}) is {d:.3g} A from its own periodic image"
+    else:
+        i, j = min(i, j), max(i, j)
+        what = f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are {d:.3g} A apart"
+    raise AtomsTooCloseError(f"{what}; the physical minimum is {min_distance} A (duplicated atom?)")
+
+
+def validate_structure(
+    structure: Any,
+    species: Collection[int],
+    *,
+    model_name: str = "model",
+    min_distance: float = MIN_DISTANCE,
+    max_atoms: int = MAX_ATOMS,
+    volume_per_atom: tuple[float, float] = (MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM),
+) -> Atoms:
+    """Run every check on one structure and return it as ASE ``Atoms``.
+
+    Parameters
+    ----------
+    structure
+        ASE ``Atoms`` or pymatgen ``Structure``. It is not modified.
+    species
+        Atomic numbers the model supports.
+    model_name
+        Model name used in error messages.
+    min_distance
+        Smallest allowed interatomic distance in Angstrom.
+    max_atoms
+        Largest allowed number of atoms.
+    volume_per_atom
+        Allowed (min, max) cell volume per atom in A^3.
+
+    Returns
+    -------
+    ase.Atoms
+        The structure as ``Atoms`` (the input object itself when it already is one).
+
+    Raises
+    ------
+    InvalidStructureError
+        The specific subclass of the first failed check.
+    TypeError
+        If ``structure`` is neither ``Atoms`` nor ``Structure``.
+
+    """
+    atoms = as_atoms(structure)
+    check_not_empty(atoms)
+    check_finite(atoms)
+    check_periodic(atoms)
+    check_cell(atoms)
+    check_size(atoms, max_atoms)
+    check_volume_per_atom(atoms, volume_per_atom)
+    check_species(atoms, species, model_name)
+    check_min_distance(atoms, min_distance)
+    return atoms
