@@ -91,7 +91,7 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a checkpoint's numbers."""
     import e3nn
 
-    return {"gmt_ase": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__,
+    return {"gmt_ase": __version__, "torch": str(torch.__version__), "e3nn": str(e3nn.__version__),
             "python": platform.python_version()}
 
 
