@@ -62,12 +62,30 @@ class BesselBasis(nn.Module):
         return math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies * r) / r
 
 
+class _PairLinear(nn.Module):
+    """``Linear(concat(h_i, h_j, rbf_ij))`` computed as ``A h_i + B h_j + C rbf_ij``.
+
+    Mathematically the same as a linear layer on the concatenated edge features, but the node terms
+    are computed once per atom instead of once per edge (E is ~40 N), which makes it several times faster.
+    """
+
+    def __init__(self, dim: int, num_radial: int, out_dim: int) -> None:
+        super().__init__()
+        self.centre = nn.Linear(dim, out_dim)
+        self.neighbour = nn.Linear(dim, out_dim, bias=False)
+        self.radial = nn.Linear(num_radial, out_dim, bias=False)
+
+    def forward(self, h: torch.Tensor, rbf: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        centre, neighbour = edge_index
+        return self.centre(h)[centre] + self.neighbour(h)[neighbour] + self.radial(rbf)  # (E, out)
+
+
 class InvariantConv(nn.Module):
     """Gated invariant message passing (CGCNN-style) with a residual update."""
 
     def __init__(self, dim: int, num_radial: int, avg_num_neighbors: float) -> None:
         super().__init__()
-        self.message = nn.Linear(2 * dim + num_radial, 2 * dim)
+        self.message = _PairLinear(dim, num_radial, 2 * dim)
         self.update = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.norm = avg_num_neighbors
 
@@ -76,7 +94,7 @@ class InvariantConv(nn.Module):
     ) -> torch.Tensor:
         """Update node scalars ``h`` (N, F) from neighbours."""
         centre, neighbour = edge_index
-        z = self.message(torch.cat([h[centre], h[neighbour], rbf], dim=-1))  # (E, 2F)
+        z = self.message(h, rbf, edge_index)  # (E, 2F)
         gate, core = z.chunk(2, dim=-1)
         msg = torch.sigmoid(gate) * nn.functional.silu(core) * envelope.unsqueeze(-1)  # (E, F)
         agg = scatter_sum(msg, centre, h.shape[0]) / self.norm  # (N, F)
@@ -95,9 +113,8 @@ class EquivariantDensity(nn.Module):
         self.channels = list(channels)
         self.irreps_out = o3.Irreps([(c, (l, (-1) ** l)) for l, c in enumerate(channels)])
         self.irreps_sh = o3.Irreps.spherical_harmonics(self.lmax)
-        self.radial = nn.Sequential(
-            nn.Linear(2 * dim + num_radial, dim), nn.SiLU(), nn.Linear(dim, sum(channels))
-        )
+        self.radial_in = _PairLinear(dim, num_radial, dim)
+        self.radial_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, sum(channels)))
         self.norm = avg_num_neighbors
 
     def forward(
@@ -111,7 +128,7 @@ class EquivariantDensity(nn.Module):
         """Return node features (N, irreps_out.dim)."""
         centre, neighbour = edge_index
         sh = o3.spherical_harmonics(self.irreps_sh, edge_vec, normalize=True, normalization="component")
-        weights = self.radial(torch.cat([h[centre], h[neighbour], rbf], dim=-1))  # (E, sum c)
+        weights = self.radial_out(self.radial_in(h, rbf, edge_index))  # (E, sum c)
         weights = weights * envelope.unsqueeze(-1)
         parts, w_start = [], 0
         for l, c in enumerate(self.channels):

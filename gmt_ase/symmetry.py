@@ -222,19 +222,19 @@ def reynolds_projection(tensor: Any, operations: Any, weights: Any = None) -> An
         The projected tensor, same shape.
     """
     rank = _trailing_rank(tensor, operations)
-    inp = _INDEX_LETTERS[:rank]
-    out = _OUTPUT_LETTERS[:rank]
-    factors = ",".join(f"...g{o}{i}" for o, i in zip(out, inp))
-    spec = f"{factors},...{inp}->...g{out}"
-    is_torch = type(tensor).__module__.startswith("torch")
-    if is_torch:
+    inp, out = _INDEX_LETTERS[:rank], _OUTPUT_LETTERS[:rank]
+    if type(tensor).__module__.startswith("torch"):
         import torch
 
         einsum, expand = torch.einsum, (lambda x: x.unsqueeze(-1))
     else:
         einsum, expand = np.einsum, (lambda x: np.expand_dims(x, -1))
         tensor, operations = np.asarray(tensor), np.asarray(operations)
-    rotated = einsum(spec, *([operations] * rank), tensor)  # (..., G, 3, ..., 3)
+    # Rotate one index at a time: O(G 3^(rank+1)) work instead of a G 3^(2 rank) intermediate.
+    rotated = einsum(f"...g{out[0]}{inp[0]},...{inp}->...g{out[0]}{inp[1:]}", operations, tensor)
+    for k in range(1, rank):
+        current, done = out[:k] + inp[k:], out[: k + 1] + inp[k + 1 :]
+        rotated = einsum(f"...g{out[k]}{inp[k]},...g{current}->...g{done}", operations, rotated)
     if weights is None:
         return rotated.mean(-1 - rank)
     w = weights

@@ -1,0 +1,90 @@
+"""Multi-task training loss on masked batches (differentiable, torch only).
+
+Every term is a relative error, so that dielectric constants of 3 and 30 or stiffnesses of 20 and
+400 GPa count alike (which is what the EwT metrics reward):
+
+* dielectric electronic / ionic and elastic: mean squared error of the log-space tensors;
+* piezoelectric: ``||P - Y||^2 / (||Y||^2 + floor^2)`` per crystal;
+* K/G-only crystals: squared log errors of the Voigt-Reuss-Hill moduli derived from the predicted C.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["DEFAULT_WEIGHTS", "multitask_loss", "vrh_moduli"]
+
+DEFAULT_WEIGHTS = {
+    "dielectric_electronic": 1.0,
+    "dielectric_ionic": 0.5,
+    "elastic": 1.0,
+    "piezoelectric": 1.0,
+    "kg": 0.5,
+}
+PIEZO_FLOOR = 0.1  # C/m^2
+
+
+def _voigt_weights(like: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor([1.0, 1.0, 1.0, 2.0**0.5, 2.0**0.5, 2.0**0.5], dtype=like.dtype, device=like.device)
+    return torch.outer(m, m)  # (6, 6)
+
+
+def vrh_moduli(log_elastic: torch.Tensor, elastic_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hill bulk and shear moduli (GPa) from the log-space Mandel stiffness ``M`` (B, 6, 6).
+
+    ``C_Mandel = c0 exp(M)``; Voigt stiffness ``C_V = C_M / w`` and Voigt compliance
+    ``S_V = S_M * w`` with ``w = m m^T``, ``m = (1, 1, 1, sqrt2, sqrt2, sqrt2)``.
+    """
+    w = _voigt_weights(log_elastic)
+    c = elastic_scale * torch.linalg.matrix_exp(log_elastic) / w  # (B, 6, 6) Voigt stiffness
+    s = torch.linalg.matrix_exp(-log_elastic) / elastic_scale * w  # (B, 6, 6) Voigt compliance
+
+    def parts(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        diag = torch.diagonal(t, dim1=-2, dim2=-1)
+        return diag[:, :3].sum(-1), t[:, 0, 1] + t[:, 0, 2] + t[:, 1, 2], diag[:, 3:].sum(-1)
+
+    c_a, c_b, c_c = parts(c)
+    s_a, s_b, s_c = parts(s)
+    k_voigt, g_voigt = (c_a + 2 * c_b) / 9, (c_a - c_b + 3 * c_c) / 15
+    k_reuss, g_reuss = 1 / (s_a + 2 * s_b), 15 / (4 * s_a - 4 * s_b + 3 * s_c)
+    return 0.5 * (k_voigt + k_reuss), 0.5 * (g_voigt + g_reuss)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    if not bool(mask.any()):
+        return None
+    return values[mask].mean()
+
+
+def multitask_loss(
+    outputs: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    elastic_scale: float,
+    weights: dict[str, float] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the per-target losses present in the batch, and each term's value."""
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    terms: dict[str, torch.Tensor] = {}
+    for name in ("dielectric_electronic", "dielectric_ionic", "elastic"):
+        key = f"log_{name}"
+        err = (outputs[key] - batch[key]).pow(2).flatten(1).mean(-1)  # (B,)
+        value = _masked_mean(err, batch[f"mask_{key}"])
+        if value is not None:
+            terms[name] = value
+    target = batch["piezoelectric"]
+    err = (outputs["piezoelectric"] - target).pow(2).flatten(1).sum(-1)  # (B,)
+    rel = err / (target.pow(2).flatten(1).sum(-1) + PIEZO_FLOOR**2)
+    value = _masked_mean(rel, batch["mask_piezoelectric"])
+    if value is not None:
+        terms["piezoelectric"] = value
+    mask_kg = batch["mask_k_vrh"]
+    if bool(mask_kg.any()):
+        k, g = vrh_moduli(outputs["log_elastic"][mask_kg], elastic_scale)
+        log_err = (k.clamp(min=1e-3).log() - batch["k_vrh"][mask_kg].clamp(min=1e-3).log()).pow(2) + (
+            g.clamp(min=1e-3).log() - batch["g_vrh"][mask_kg].clamp(min=1e-3).log()
+        ).pow(2)
+        terms["kg"] = log_err.mean()
+    total = sum(weights[name] * value for name, value in terms.items())
+    if not terms:
+        total = outputs["elastic"].sum() * 0.0
+    return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -1,0 +1,211 @@
+"""Train a GMTNet model: ``gmt-ase train --data-dir data --out runs/default`` or ``python -m gmt_ase.train``.
+
+Seeded and deterministic for a given device, a checkpoint every epoch (``last.pt``, resumed
+automatically), the best validation model exported as a gmt_ase checkpoint (``best.pt``), one JSON line
+per epoch in ``log.jsonl``. Runs on CPU, on CUDA when present, and on several GPUs under ``torchrun``
+(DistributedDataParallel; each rank takes every world_size-th batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gmt_ase.data import dataset_hash, load_records, read_jarvis_pickle, split_by_material
+from gmt_ase.io import save_checkpoint
+from gmt_ase.losses import multitask_loss
+from gmt_ase.model import GMTNet, ModelConfig
+from gmt_ase.samples import Sample, collate_samples, make_sample
+
+__all__ = ["TrainConfig", "add_parser", "main", "prepare_samples", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all JSON-serialisable; saved next to the checkpoints)."""
+
+    data_dir: str = "data"
+    out_dir: str = "runs/default"
+    jarvis_pickles: list[str] = field(default_factory=list)
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 2
+    seed: int = 0
+    split_seed: int = 0
+    device: str | None = None
+    time_limit_minutes: float | None = None
+    max_atoms: int = 200
+    model: dict = field(default_factory=dict)
+
+
+def _log_offsets(samples: list[Sample]) -> dict[str, float]:
+    """Mean isotropic part of each log target: the network then starts from the data's centre."""
+    offsets = {}
+    for name in ("dielectric_electronic", "dielectric_ionic", "elastic"):
+        logs = [np.trace(s.targets[f"log_{name}"]) / len(s.targets[f"log_{name}"]) for s in samples
+                if f"log_{name}" in s.targets]
+        offsets[name] = float(np.mean(logs)) if logs else 0.0
+    return offsets
+
+
+def prepare_samples(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, list[Sample]], str, list[int]]:
+    """Load, filter and split the records; build graphs. Returns splits, data hash and species."""
+    records = load_records(cfg.data_dir)
+    for pickle_path in cfg.jarvis_pickles:
+        records += read_jarvis_pickle(pickle_path)
+    records = [r for r in records if len(r.structure) <= cfg.max_atoms]
+    splits = split_by_material(records, seed=cfg.split_seed)
+    samples = {
+        name: [make_sample(r, model_cfg.cutoff, model_cfg.elastic_scale) for r in tqdm(recs, desc=f"graphs {name}")]
+        for name, recs in splits.items()
+    }
+    species = sorted({int(z) for r in splits["train"] for z in r.structure.atomic_numbers})
+    return samples, dataset_hash(records), species
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _lr_factor(epoch: float, cfg: TrainConfig) -> float:
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _evaluate_loss(model: GMTNet, samples: list[Sample], cfg: TrainConfig, device: torch.device) -> dict:
+    model.eval()
+    totals: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for idx in _batches(len(samples), 64, 0, 0):
+            batch = {k: v.to(device) for k, v in collate_samples([samples[i] for i in idx]).items()}
+            _, terms = multitask_loss(model(batch), batch, model.config.elastic_scale)
+            for name, value in terms.items():
+                totals.setdefault(name, []).append(value)
+    return {name: float(np.mean(values)) for name, values in totals.items()}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) training; return the path of the exported best checkpoint."""
+    rank, world = _distributed()
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
+    samples, data_hash, species = prepare_samples(cfg, base_cfg)
+    model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "log_offsets": _log_offsets(samples["train"])})
+    torch.manual_seed(cfg.seed)
+    model = GMTNet(model_cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "best_val": math.inf, "elapsed": 0.0}
+    last = out / "last.pt"
+    if last.exists():
+        resume = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        state = resume["state"]
+    trainable = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    start = time.time() - state["elapsed"]
+    for epoch in range(state["epoch"], cfg.epochs):
+        if cfg.time_limit_minutes and (time.time() - start) / 60 > cfg.time_limit_minutes:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(epoch, cfg)
+        trainable.train()
+        batches = _batches(len(samples["train"]), cfg.batch_size, cfg.seed, epoch)[rank::world]
+        running = []
+        for idx in tqdm(batches, desc=f"epoch {epoch}", disable=rank != 0, leave=False):
+            batch = {k: v.to(device) for k, v in collate_samples([samples["train"][i] for i in idx]).items()}
+            loss, _ = multitask_loss(trainable(batch), batch, model_cfg.elastic_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            running.append(float(loss.detach()))
+        val = _evaluate_loss(model, samples["val"], cfg, device)
+        val_total = float(sum(val.values()))
+        state = {"epoch": epoch + 1, "best_val": min(state["best_val"], val_total), "elapsed": time.time() - start}
+        if rank == 0:
+            entry = {"epoch": epoch, "train_loss": float(np.mean(running)), "val": val, "val_total": val_total,
+                     "lr": optimizer.param_groups[0]["lr"], "minutes": state["elapsed"] / 60}
+            with open(out / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            if val_total <= state["best_val"]:
+                save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
+                       out / "last.pt.tmp")
+            (out / "last.pt.tmp").replace(last)
+    return out / "best.pt"
+
+
+def _metadata(cfg: TrainConfig, species: list[int], data_hash: str, entry: dict) -> dict:
+    return {"name": Path(cfg.out_dir).name, "version": "1", "species": species, "data_hash": data_hash,
+            "metrics": {"val_loss": entry["val"], "epoch": entry["epoch"]},
+            "training": {"config": asdict(cfg), "minutes": entry["minutes"]}}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``gmt-ase train``: every :class:`TrainConfig` field is a flag; ``--config`` reads JSON."""
+    parser = subparsers.add_parser("train", help="train a GMTNet model on tensor data")
+    parser.add_argument("--config", help="JSON file with TrainConfig fields (flags override it)")
+    for f in fields(TrainConfig):
+        if f.name in ("jarvis_pickles", "model"):
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
+    parser.add_argument("--jarvis-pickle", dest="jarvis_pickles", action="append", default=None)
+    parser.add_argument("--model-json", help="JSON dict of ModelConfig overrides")
+    parser.set_defaults(func=_run_from_args)
+    return parser
+
+
+def _run_from_args(args: argparse.Namespace) -> int:
+    values = json.loads(Path(args.config).read_text()) if args.config else {}
+    for f in fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    if args.model_json:
+        values["model"] = json.loads(args.model_json)
+    best = train(TrainConfig(**values))
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m gmt_ase.train``."""
+    parser = argparse.ArgumentParser(prog="gmt_ase.train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
