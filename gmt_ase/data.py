@@ -62,6 +62,7 @@ FRAME_RESIDUAL_MAX = 5e-2
 LOOSE_SYMPREC = 0.1
 LOOSE_RESIDUAL_MAX = 0.05
 _UNTRUSTED_FRAME_MARKERS = ("repaired", "optimized")
+_RawCache = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class TensorRecord:
         False when the source repaired the structure frame (``frame_check.frame`` contains ``repaired`` or
         ``optimized``): the pair is symmetry-consistent but odd-rank tensors may have a flipped sign and
         axes may be relabelled.
+
     """
 
     material_id: str
@@ -104,7 +106,7 @@ class DropReport:
         self.dropped.append((source, material_id, reason))
 
     def summary(self) -> dict[tuple[str, str], int]:
-        """Number of dropped records per ``(source, reason)``."""
+        """Count the dropped records per ``(source, reason)``."""
         return dict(Counter((source, reason) for source, _, reason in self.dropped))
 
 
@@ -130,7 +132,10 @@ def _elastic(raw: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _binary(raw: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {"k_vrh": np.asarray(raw["bulk_modulus_vrh"], float), "g_vrh": np.asarray(raw["shear_modulus_vrh"], float)}
+    return {
+        "k_vrh": np.asarray(raw["bulk_modulus_vrh"], dtype=float),
+        "g_vrh": np.asarray(raw["shear_modulus_vrh"], dtype=float),
+    }
 
 
 _CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, np.ndarray]]] = {
@@ -142,7 +147,7 @@ _CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, np.ndarray]]] = {
 }
 
 
-def _read_raw(data_dir: Path, source: str, cache: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _read_raw(data_dir: Path, source: str, cache: _RawCache) -> list[dict[str, Any]]:
     if source not in cache:
         with gzip.open(data_dir / SOURCE_FILES[source], "rt", encoding="utf-8") as handle:
             content = json.load(handle)
@@ -154,14 +159,16 @@ def _raw_id(raw: dict[str, Any]) -> str:
     return str(raw.get("material_id", raw.get("mp_id")))
 
 
-def _excluded_ids(data_dir: Path, source: str, cache: dict[str, list[dict[str, Any]]]) -> tuple[set[str], str]:
-    """Material ids this source defers to another file for, and the drop reason."""
-    if source == "elastic_strainnet":
-        return {_raw_id(raw) for raw in _read_raw(data_dir, "elastic", cache)}, "duplicate of matminer elastic"
-    if source == "elastic_binary":
-        full = [_raw_id(raw) for name in ("elastic", "elastic_strainnet") for raw in _read_raw(data_dir, name, cache)]
-        return set(full), "has full tensor"
-    return set(), ""
+_DEFERS_TO: dict[str, tuple[tuple[str, ...], str]] = {
+    "elastic_strainnet": (("elastic",), "duplicate of matminer elastic"),
+    "elastic_binary": (("elastic", "elastic_strainnet"), "has full tensor"),
+}
+
+
+def _excluded_ids(data_dir: Path, source: str, cache: _RawCache) -> tuple[set[str], str]:
+    """Material ids that this source leaves to other files (whole files, before filtering), and why."""
+    others, reason = _DEFERS_TO.get(source, ((), ""))
+    return {_raw_id(raw) for other in others for raw in _read_raw(data_dir, other, cache)}, reason
 
 
 def _relative_residual(tensor: np.ndarray, operations: np.ndarray) -> float:
@@ -188,8 +195,10 @@ def frame_consistency(structure: Any, tensor: np.ndarray, symprec: float = LOOSE
     -------
     float
         0 for a symmetric (or zero) tensor; above :data:`LOOSE_RESIDUAL_MAX` flags a frame mismatch.
+
     """
-    return _relative_residual(np.asarray(tensor, dtype=float), analyze_symmetry(structure, symprec).operations)
+    operations = analyze_symmetry(structure, symprec).operations
+    return _relative_residual(np.asarray(tensor, dtype=float), operations)
 
 
 def _loose_check_tensors(targets: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -253,13 +262,14 @@ def load_records(
     -------
     list of TensorRecord
         Kept records, by source then in file order.
+
     """
     data_dir = Path(data_dir)
     unknown = set(sources) - set(ALL_SOURCES)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; expected a subset of {ALL_SOURCES}")
     report = DropReport() if report is None else report
-    cache: dict[str, list[dict[str, Any]]] = {}
+    cache: _RawCache = {}
     records: list[TensorRecord] = []
     for source in sources:
         excluded, excluded_reason = _excluded_ids(data_dir, source, cache)
@@ -288,12 +298,13 @@ def load_matten_example(data_dir: str | Path) -> list[TensorRecord]:
     """
     with open(Path(data_dir) / MATTEN_FILE, encoding="utf-8") as handle:
         columns = json.load(handle)
+    tensors = columns["elastic_tensor_full"]
     return [
         TensorRecord(
-            material_id=f"matten-{row}",
-            source="elastic_matten",
-            structure=Structure.from_dict(structure),
-            targets={"elastic": np.asarray(columns["elastic_tensor_full"][row], dtype=float).reshape((3,) * 4)},
+            f"matten-{row}",
+            "elastic_matten",
+            Structure.from_dict(structure),
+            {"elastic": np.asarray(tensors[row], dtype=float).reshape(3, 3, 3, 3)},
         )
         for row, structure in columns["structure"].items()
     ]
@@ -302,23 +313,26 @@ def load_matten_example(data_dir: str | Path) -> list[TensorRecord]:
 def read_jarvis_pickle(path: str | Path, report: DropReport | None = None) -> list[TensorRecord]:
     """Read a GMTNet JARVIS pickle (see :mod:`gmt_ase.jarvis`) with a restricted unpickler.
 
-    Entries with no tensor, non-finite values or an unreadable structure are dropped (and logged in
-    ``report`` if given). The material id is ``jid``, or ``f"jarvis-{index}"`` without one.
+    Entries with no tensor, non-finite values or an unreadable structure, and entries failing the
+    loose-symprec frame check of :func:`load_records`, are dropped (and logged in ``report`` if given).
+    The material id is ``jid``, or ``f"jarvis-{index}"`` without one.
 
     Raises
     ------
     pickle.UnpicklingError
         If the file refers to anything but builtin containers and NumPy arrays.
+
     """
     entries = load_pickle(path)
-    if not isinstance(entries, list):
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise ValueError(f"expected a list of dicts in {path}, got {type(entries).__name__}")
     report = DropReport() if report is None else report
     records = []
     for index, entry in enumerate(entries):
         material_id = str(entry.get("jid") or f"jarvis-{index}")
         try:
-            record = TensorRecord(material_id, "jarvis", jarvis_structure(entry["atoms"]), jarvis_targets(entry))
+            structure = jarvis_structure(entry["atoms"])
+            record = TensorRecord(material_id, "jarvis", structure, jarvis_targets(entry))
         except (KeyError, TypeError, ValueError) as exc:
             report.add("jarvis", material_id, f"unreadable record: {exc!r}")
             continue
@@ -356,6 +370,7 @@ def split_by_material(
     -------
     dict of str to list of TensorRecord
         The three splits, each in input order.
+
     """
     if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")

@@ -117,7 +117,7 @@ def collate(graphs: Sequence[CrystalGraph], dtype: torch.dtype = torch.float32) 
     return {
         "numbers": torch.from_numpy(np.concatenate([g.numbers for g in graphs])),
         "edge_index": torch.from_numpy(
-            np.concatenate([g.edge_index + off for g, off in zip(graphs, offsets)], axis=1)
+            np.concatenate([g.edge_index + off for g, off in zip(graphs, offsets, strict=True)], axis=1)
         ),
         "edge_vec": torch.from_numpy(np.concatenate([g.edge_vec for g in graphs])).to(dtype),
         "atom_crystal": torch.from_numpy(np.repeat(np.arange(len(graphs)), num_atoms)),

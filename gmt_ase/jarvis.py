@@ -42,9 +42,13 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     | {("builtins", name) for name in ("str", "int", "float", "complex", "bool")}
     | {("_codecs", "encode")}  # protocol <= 2 pickles store array bytes through it
     | {("numpy", "ndarray"), ("numpy", "dtype")}
-    | {(f"{package}.{module}", name) for package in ("numpy.core", "numpy._core") for module, name in _NUMPY_GLOBALS}
+    | {(f"{pkg}.{module}", name) for pkg in ("numpy.core", "numpy._core") for module, name in _NUMPY_GLOBALS}
 )
-_DIELECTRIC_KINDS = {"electronic": "dielectric_electronic", "ionic": "dielectric_ionic", "total": "dielectric_total"}
+_DIELECTRIC_KINDS = {
+    "electronic": "dielectric_electronic",
+    "ionic": "dielectric_ionic",
+    "total": "dielectric_total",
+}
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -57,6 +61,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         ------
         pickle.UnpicklingError
             If the pickle refers to any other global, e.g. ``posix.system``.
+
         """
         if (module, name) not in ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from an untrusted pickle")
@@ -85,6 +90,7 @@ def jarvis_targets(entry: dict[str, Any]) -> dict[str, np.ndarray]:
     dict of str to numpy.ndarray
         Any of ``dielectric_total`` (or ``dielectric_electronic``/``dielectric_ionic`` when the entry says
         so), ``piezoelectric`` (3, 3, 3) in C/m^2 and ``elastic`` (3, 3, 3, 3) in GPa.
+
     """
     targets: dict[str, np.ndarray] = {}
     if entry.get("dielectric") is not None:
@@ -97,6 +103,7 @@ def jarvis_targets(entry: dict[str, Any]) -> dict[str, np.ndarray]:
         piezo = np.asarray(entry["piezoelectric_C_m2"], dtype=float).reshape(3, 6)
         targets["piezoelectric"] = voigt_to_full(vasp_to_voigt(piezo))
     if entry.get("elastic_total_kbar") is not None:
-        voigt = vasp_to_voigt(np.asarray(entry["elastic_total_kbar"], dtype=float).reshape(6, 6)) * KBAR_TO_GPA
+        kbar = np.asarray(entry["elastic_total_kbar"], dtype=float).reshape(6, 6)
+        voigt = vasp_to_voigt(kbar) * KBAR_TO_GPA
         targets["elastic"] = voigt_to_full(0.5 * (voigt + voigt.T))
     return targets

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -74,6 +75,26 @@ def prepare_samples(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str,
     return samples, dataset_hash(records), species
 
 
+def _cached_samples(
+    cfg: TrainConfig, model_cfg: ModelConfig, cache: Path
+) -> tuple[dict[str, list[Sample]], str, list[int]]:
+    """:func:`prepare_samples`, cached in the run folder so that a resumed run starts in seconds.
+
+    The cache is this run's own file (never a downloaded one) and is keyed by the settings that shape it.
+    """
+    key = json.dumps([cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
+                      model_cfg.elastic_scale])
+    if cache.exists():
+        with open(cache, "rb") as handle:
+            cached_key, payload = pickle.load(handle)
+        if cached_key == key:
+            return payload
+    payload = prepare_samples(cfg, model_cfg)
+    with open(cache, "wb") as handle:
+        pickle.dump((key, payload), handle)
+    return payload
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     order = np.random.default_rng([seed, epoch]).permutation(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -116,7 +137,7 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
-    samples, data_hash, species = prepare_samples(cfg, base_cfg)
+    samples, data_hash, species = _cached_samples(cfg, base_cfg, out / "samples.pkl")
     model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "log_offsets": _log_offsets(samples["train"])})
     torch.manual_seed(cfg.seed)
     model = GMTNet(model_cfg).to(device)

@@ -1,0 +1,182 @@
+"""Serialisable selection criteria for the prescreen: plain dicts, lists and numbers, so they survive JSON.
+
+Grammar
+-------
+A criterion is a dict. ``{"key": (op, value)}`` compares one quantity of a prediction; several keys in one
+dict must all hold. ``{"and": [c1, c2, ...]}``, ``{"or": [c1, c2, ...]}`` and ``{"not": c}`` combine
+criteria (they must be the only key of their dict). ``None`` or ``{}`` selects every successful prediction.
+Tuples may arrive as two-element lists after a JSON round trip; both are accepted.
+
+Operators: ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``, ``in`` and ``not in`` (value is a list), and
+``subset`` (a list-valued quantity, e.g. ``elements``, is a subset of the given list).
+
+Keys are those of :func:`selection_record`: every derived quantity of the calculator (``k_vrh``,
+``g_vrh``, ``eps_electronic_mean``, ``eij_max``, ``d_max_abs``, ``born_stable``, ...), plus ``index``,
+``label``, ``formula``, ``elements``, ``nsites``, ``space_group_number``, ``space_group_symbol`` and
+``point_group``. An unknown key raises (a typo must not silently select nothing); a quantity that is
+``None`` (undefined, e.g. the Poisson ratio of a singular stiffness) never satisfies a comparison.
+Failed predictions are never selected.
+
+Examples
+--------
+>>> crit = {"or": [{"k_vrh": (">", 150)}, {"eps_electronic_mean": (">", 10)}]}
+>>> evaluate(crit, {"k_vrh": 200.0, "eps_electronic_mean": 3.0})
+True
+>>> evaluate({"k_vrh": (">", 150), "born_stable": ("==", True)}, {"k_vrh": 200.0, "born_stable": False})
+False
+
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["OPERATORS", "evaluate", "select_indices", "selection_record", "validate_criteria"]
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "in": lambda value, allowed: value in allowed,
+    "not in": lambda value, allowed: value not in allowed,
+    "subset": lambda value, allowed: set(value) <= set(allowed),
+}
+_COMBINATORS = ("and", "or", "not")
+_COLLECTION_OPERATORS = ("in", "not in", "subset")
+
+
+def validate_criteria(criteria: Mapping[str, Any] | None) -> None:
+    """Check the structure of a criterion and its operators, raising ``ValueError`` if malformed."""
+    if criteria is None:
+        return
+    if not isinstance(criteria, Mapping):
+        raise ValueError(f"a criterion must be a dict, got {type(criteria).__name__}: {criteria!r}")
+    combinators = [key for key in criteria if key in _COMBINATORS]
+    if combinators:
+        if len(criteria) != 1:
+            raise ValueError(f"'{combinators[0]}' must be the only key of its dict, got {list(criteria)}")
+        key, value = next(iter(criteria.items()))
+        if key == "not":
+            validate_criteria(value)
+            return
+        if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+            raise ValueError(f"'{key}' needs a non-empty list of criteria, got {value!r}")
+        for sub in value:
+            validate_criteria(sub)
+        return
+    for key, condition in criteria.items():
+        _split_condition(key, condition)
+
+
+def _split_condition(key: str, condition: Any) -> tuple[str, Any]:
+    if (
+        not isinstance(condition, Sequence)
+        or isinstance(condition, str)
+        or len(condition) != 2
+        or not isinstance(condition[0], str)
+    ):
+        raise ValueError(f"condition for {key!r} must be (operator, value), got {condition!r}")
+    op, value = condition
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator {op!r} for {key!r}; allowed: {sorted(OPERATORS)}")
+    if op in _COLLECTION_OPERATORS and (isinstance(value, str) or not isinstance(value, Iterable)):
+        raise ValueError(f"operator {op!r} for {key!r} needs a list value, got {value!r}")
+    return op, value
+
+
+def evaluate(criteria: Mapping[str, Any] | None, record: Mapping[str, Any]) -> bool:
+    """Whether one record (see :func:`selection_record`) satisfies a criterion.
+
+    Raises
+    ------
+    ValueError
+        If the criterion is malformed, names a key the record does not have, or compares
+        incompatible types.
+
+    """
+    if not criteria:
+        return True
+    if "and" in criteria or "or" in criteria or "not" in criteria:
+        validate_criteria(criteria)
+        key, value = next(iter(criteria.items()))
+        if key == "not":
+            return not evaluate(value, record)
+        results = (evaluate(sub, record) for sub in value)
+        return all(results) if key == "and" else any(results)
+    for key, condition in criteria.items():
+        op, target = _split_condition(key, condition)
+        if key not in record:
+            raise ValueError(f"unknown selection key {key!r}; available: {sorted(record)}")
+        value = record[key]
+        if value is None:
+            return False
+        try:
+            if not OPERATORS[op](value, target):
+                return False
+        except TypeError as error:
+            raise ValueError(f"cannot apply {key!r} {op} {target!r} to value {value!r}: {error}") from error
+    return True
+
+
+def selection_record(doc: Any) -> dict[str, Any]:
+    """Flat dict of the quantities a criterion can use, from a ``TensorPredictionDocument``."""
+    record: dict[str, Any] = {"index": doc.index, "label": doc.label, "formula": doc.formula}
+    structure = doc.structure
+    record["nsites"] = len(structure) if structure is not None else None
+    elements = sorted({el.symbol for el in structure.composition}) if structure is not None else None
+    record["elements"] = elements
+    symmetry = doc.symmetry
+    for key in ("space_group_number", "space_group_symbol", "point_group"):
+        record[key] = getattr(symmetry, key) if symmetry is not None else None
+    record.update(doc.derived or {})
+    return record
+
+
+def select_indices(
+    docs: Iterable[Any],
+    criteria: Mapping[str, Any] | None = None,
+    top_k: int | None = None,
+    rank_by: str | None = None,
+    descending: bool = True,
+) -> list[int]:
+    """Return the indices of successful predictions meeting ``criteria``, optionally the best ``top_k``.
+
+    Parameters
+    ----------
+    docs
+        ``TensorPredictionDocument``s (failed ones are skipped).
+    criteria
+        See the module docstring; ``None`` keeps every successful prediction.
+    top_k
+        Keep at most this many, the best by ``rank_by`` (required with ``top_k``).
+    rank_by
+        Record key to rank by; candidates whose value is ``None`` are dropped when ranking.
+    descending
+        Rank largest first (default) or smallest first.
+
+    Returns
+    -------
+    list of int
+        Selected ``doc.index`` values, in input order (or in rank order when ``top_k`` is given).
+
+    """
+    validate_criteria(criteria)
+    if top_k is not None and (int(top_k) < 0 or rank_by is None):
+        raise ValueError(f"top_k must be >= 0 and needs rank_by, got top_k={top_k}, rank_by={rank_by!r}")
+    records = [selection_record(doc) for doc in docs if doc.ok]
+    chosen = [record for record in records if evaluate(criteria, record)]
+    if rank_by is None:
+        return [record["index"] for record in chosen]
+    for record in chosen:
+        if rank_by not in record:
+            raise ValueError(f"unknown rank_by key {rank_by!r}; available: {sorted(record)}")
+    ranked = [record for record in chosen if record[rank_by] is not None]
+    ranked.sort(key=lambda record: record[rank_by], reverse=descending)  # stable: ties keep input order
+    if top_k is not None:
+        ranked = ranked[: int(top_k)]
+    return [record["index"] for record in ranked]
