@@ -6,6 +6,7 @@ float64 Cartesian tensors that satisfy the given point-group operations exactly.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ class TensorPredictor:
     ) -> None:
         self.device = torch.device(device) if device is not None else _default_device()
         self.dtype = dtype
-        self.model = model.to(device=self.device, dtype=dtype).eval()
+        # A private copy: moving the caller's module in place would change it under their feet.
+        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
         self.metadata = metadata
         self.sha256 = sha256
         self.species = frozenset(int(z) for z in metadata["species"])

@@ -129,7 +129,7 @@ def save_checkpoint(path: str | Path, model: GMTNet, *, metadata: dict[str, Any]
 
 def resolve_model_path(model: str | Path) -> tuple[Path, str | None]:
     """Return the checkpoint path and its expected sha256 (shipped models only)."""
-    if isinstance(model, str) and "/" not in model and not model.endswith(".pt"):
+    if isinstance(model, str) and not Path(model).suffix and Path(model).name == model and not Path(model).exists():
         package = resources.files("gmt_ase.models")
         card_file = package.joinpath(f"{model}.json")
         if not card_file.is_file():
@@ -165,7 +165,10 @@ def load_checkpoint(model: str | Path = "default", map_location: str | torch.dev
         net = GMTNet(config)
         net.load_state_dict(payload["state_dict"], strict=True)
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
-        raise CheckpointError(f"{path}: weights do not match the recorded model configuration: {err}") from err
+        raise CheckpointError(
+            f"{path}: weights do not match the recorded model configuration (written by another gmt_ase "
+            f"architecture?): {err}"
+        ) from err
     net.eval()
     metadata = {k: v for k, v in payload.items() if k != "state_dict"}
     return LoadedCheckpoint(net, metadata, sha, path)
@@ -177,14 +180,24 @@ def _check_payload(payload: Any, path: Path) -> None:
     missing = [k for k in _REQUIRED_KEYS if k not in payload]
     if missing:
         raise CheckpointError(f"{path} is missing checkpoint entries {missing}")
-    if int(payload["format_version"]) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {payload['format_version']}; this gmt_ase reads up to {FORMAT_VERSION}"
-        )
-    if list(payload["targets"]) != list(OUTPUT_KEYS):
-        raise CheckpointError(f"{path} predicts {payload['targets']}, expected {list(OUTPUT_KEYS)}")
-    if float(payload["cutoff"]) != float(payload["config"].get("cutoff", -1)):
-        raise CheckpointError(f"{path}: cutoff entry disagrees with the model configuration")
+    try:
+        version = int(payload["format_version"])
+        targets = list(payload["targets"])
+        cutoff = float(payload["cutoff"])
+        config_cutoff = float(dict(payload["config"]).get("cutoff", -1))
+        species = [int(z) for z in payload["species"]]
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} has malformed checkpoint entries: {err}") from err
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {version}; this gmt_ase reads up to {FORMAT_VERSION}")
+    if targets != list(OUTPUT_KEYS):
+        raise CheckpointError(f"{path} predicts {targets}, expected {list(OUTPUT_KEYS)}")
+    if cutoff != config_cutoff:
+        raise CheckpointError(f"{path}: cutoff entry {cutoff} disagrees with the model configuration")
+    if not species or not all(1 <= z <= 118 for z in species):
+        raise CheckpointError(f"{path}: species must be a non-empty list of atomic numbers, got {species[:5]}")
+    if not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path}: state_dict entry is not a dictionary of tensors")
 
 
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:

@@ -1,0 +1,239 @@
+"""Checkpoints (:mod:`gmt_ase.io`): exact round trip, recorded checksum and refusal of anything suspicious."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from gmt_ase import io as gmt_io
+from gmt_ase.graph import build_graph, collate
+from gmt_ase.inference import TensorPredictor
+from gmt_ase.io import (
+    FORMAT_VERSION,
+    CheckpointError,
+    LoadedCheckpoint,
+    file_sha256,
+    load_checkpoint,
+    make_test_checkpoint,
+    save_checkpoint,
+)
+from gmt_ase.model import OUTPUT_KEYS
+
+MARKER_NAME = "arbitrary-code-ran"
+
+
+def _touch_marker(path: str) -> None:
+    Path(path).write_text("pickle executed code")
+
+
+class Malicious:
+    """An object whose unpickling would create a marker file (it must never be unpickled)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return _touch_marker, (str(self.marker),)
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_test_checkpoint(tmp_path_factory.mktemp("io") / "tiny.pt", seed=0)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_path: Path) -> LoadedCheckpoint:
+    return load_checkpoint(tiny_path)
+
+
+@pytest.fixture(scope="module")
+def payload(tiny_path: Path) -> dict:
+    return torch.load(tiny_path, weights_only=True)
+
+
+def write_payload(path: Path, payload: dict, **changes: object) -> Path:
+    torch.save({**payload, **changes}, path)
+    return path
+
+
+def outputs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    atoms = bulk("NaCl", "rocksalt", a=5.64) * (1, 1, 2)
+    atoms.positions += np.random.default_rng(0).normal(scale=0.05, size=atoms.positions.shape)
+    graph = build_graph(atoms.numbers, atoms.positions, atoms.cell[:], np.eye(3)[None], model.config.cutoff)
+    with torch.no_grad():
+        return model(collate([graph]))
+
+
+# --------------------------------------------------------------------------------------------------
+# round trip and metadata
+# --------------------------------------------------------------------------------------------------
+def test_round_trip_gives_identical_outputs(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
+    path = tmp_path / "copy.pt"
+    metadata = {"name": "copy", "species": [11, 17], "metrics": {"a": 1.0}}
+    sha = save_checkpoint(path, loaded.model, metadata=metadata)
+    again = load_checkpoint(path)
+    before, after = outputs(loaded.model), outputs(again.model)
+    for key in OUTPUT_KEYS:
+        assert torch.equal(before[key], after[key]), key
+    assert again.sha256 == sha == file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert again.metadata["name"] == "copy"
+    assert again.metadata["metrics"] == {"a": 1.0}
+    assert again.species == frozenset({11, 17})
+    assert again.cutoff == loaded.model.config.cutoff
+    assert again.metadata["format_version"] == FORMAT_VERSION
+    assert set(again.metadata["library_versions"]) >= {"torch", "e3nn", "gmt_ase"}
+    assert "state_dict" not in again.metadata
+    assert not again.model.training
+    assert not path.with_suffix(".pt.tmp").exists()  # atomic write leaves no temporary file
+
+
+def test_predictor_card_records_sha(loaded: LoadedCheckpoint, tiny_path: Path) -> None:
+    assert loaded.sha256 == file_sha256(tiny_path) and loaded.path == tiny_path
+    predictor = TensorPredictor(loaded.model, loaded.metadata, loaded.sha256, device="cpu")
+    assert predictor.card["sha256"] == file_sha256(tiny_path)
+    assert predictor.card["name"] == "test-tiny"
+    assert predictor.cutoff == 5.0 and predictor.species == frozenset(range(1, 95))
+
+
+def test_save_requires_species(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="species"):
+        save_checkpoint(tmp_path / "x.pt", loaded.model, metadata={"name": "x"})
+
+
+def test_make_test_checkpoint_is_deterministic(tiny_path: Path, payload: dict) -> None:
+    state = torch.random.get_rng_state()
+    second = torch.load(make_test_checkpoint(tiny_path.with_name("again.pt"), seed=0), weights_only=True)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left alone
+    for key, value in payload["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key
+
+
+# --------------------------------------------------------------------------------------------------
+# refusals
+# --------------------------------------------------------------------------------------------------
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(str(tmp_path) + "/")
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "random bytes", "json"])
+def test_unreadable_files(tiny_path: Path, tmp_path: Path, kind: str) -> None:
+    data = tiny_path.read_bytes()
+    content = {
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "random bytes": np.random.default_rng(0).bytes(4096),
+        "json": json.dumps({"format": "gmt_ase-checkpoint"}).encode(),
+    }[kind]
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable gmt_ase checkpoint"):
+        load_checkpoint(path)
+
+
+def test_foreign_torch_file(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3), "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="not a gmt_ase checkpoint"):
+        load_checkpoint(path)
+    torch.save([torch.zeros(3)], path)
+    with pytest.raises(CheckpointError, match="not a gmt_ase checkpoint"):
+        load_checkpoint(path)
+
+
+def test_missing_entries(payload: dict, tmp_path: Path) -> None:
+    broken = {k: v for k, v in payload.items() if k != "species"}
+    path = write_payload(tmp_path / "x.pt", broken)
+    with pytest.raises(CheckpointError, match="missing checkpoint entries.*species"):
+        load_checkpoint(path)
+
+
+def test_newer_format_version(payload: dict, tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "new.pt", payload, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
+        load_checkpoint(path)
+
+
+def test_wrong_target_list(payload: dict, tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "targets.pt", payload, targets=["elastic", "dielectric_electronic"])
+    with pytest.raises(CheckpointError, match="predicts"):
+        load_checkpoint(path)
+
+
+def test_cutoff_disagreeing_with_config(payload: dict, tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "cutoff.pt", payload, cutoff=6.0)
+    with pytest.raises(CheckpointError, match="cutoff"):
+        load_checkpoint(path)
+
+
+def test_state_dict_not_matching_config(payload: dict, tmp_path: Path) -> None:
+    config = dict(payload["config"], scalar_dim=8)  # every scalar weight now has the wrong shape
+    path = write_payload(tmp_path / "shapes.pt", payload, config=config)
+    with pytest.raises(CheckpointError, match="do not match the recorded model configuration"):
+        load_checkpoint(path)
+
+
+def test_missing_and_unknown_weights(payload: dict, tmp_path: Path) -> None:
+    state = dict(payload["state_dict"], extra=torch.zeros(2))
+    state.pop(next(iter(payload["state_dict"])))
+    path = write_payload(tmp_path / "missing.pt", payload, state_dict=state)
+    with pytest.raises(CheckpointError, match="(?s)Missing key.*Unexpected key"):  # strict loading
+        load_checkpoint(path)
+
+
+def test_unknown_config_key(payload: dict, tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "config.pt", payload, config=dict(payload["config"], new_option=1))
+    with pytest.raises(CheckpointError, match="new_option"):
+        load_checkpoint(path)
+
+
+def test_pickled_object_is_refused_without_running_it(payload: dict, tmp_path: Path) -> None:
+    marker = tmp_path / MARKER_NAME
+    path = write_payload(tmp_path / "evil.pt", payload, metrics={"note": Malicious(marker)})
+    with pytest.raises(CheckpointError, match="not a readable gmt_ase checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the test object is real: unrestricted loading runs it
+    assert marker.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# shipped models (a fake package directory)
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_models(tmp_path: Path, tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "good.pt").write_bytes(tiny_path.read_bytes())
+    (folder / "bad.pt").write_bytes(tiny_path.read_bytes())
+    (folder / "good.json").write_text(json.dumps({"file": "good.pt", "sha256": file_sha256(tiny_path)}))
+    (folder / "bad.json").write_text(json.dumps({"file": "bad.pt", "sha256": "0" * 64}))
+    monkeypatch.setattr(gmt_io, "resources", SimpleNamespace(files=lambda package: folder))
+    return folder
+
+
+def test_shipped_model_checksum_mismatch(fake_models: Path) -> None:
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint("bad")
+
+
+def test_shipped_model_resolves_and_verifies(fake_models: Path) -> None:
+    path, sha = gmt_io.resolve_model_path("good")
+    assert path == fake_models / "good.pt" and sha == file_sha256(path)
+
+
+def test_unknown_shipped_model_lists_available(fake_models: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no shipped model named 'other'.*\['bad', 'good'\]"):
+        load_checkpoint("other")

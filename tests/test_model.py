@@ -1,0 +1,320 @@
+"""Physics tests of the network (:mod:`gmt_ase.model`) on tiny models.
+
+Equivariance, invariances, exact symmetry, positivity, smoothness at the cutoff and gradient flow.
+
+Two models are tested: the tiny test checkpoint (:func:`gmt_ase.io.make_test_checkpoint`) and a freshly built
+tiny :class:`GMTNet` with a different configuration (other cutoff, widths and depth). Several structures go
+through one forward call wherever possible, to keep the suite fast.
+
+Measured equivariance errors (worst over 6 random O(3) matrices, rattled triclinic crystal, relative
+Frobenius norm): float32 ~2e-7 for the rank-2 and rank-4 outputs and ~5e-8 C/m^2 absolute for the (small,
+~5e-4 C/m^2) untrained piezoelectric output; float64 ~1e-11 relative. The tolerances below leave margins of
+about 20-100x.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from gmt_ase.graph import CrystalGraph, build_graph, collate
+from gmt_ase.inference import CrystalInput, TensorPredictor
+from gmt_ase.io import LoadedCheckpoint, load_checkpoint, make_test_checkpoint
+from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
+from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.tensors import full_to_voigt, mandel_from_full
+
+#: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
+TOLERANCES = {torch.float32: (1e-5, 1e-6), torch.float64: (1e-9, 1e-11)}
+FRESH_CONFIG = ModelConfig(
+    cutoff=4.0,
+    scalar_dim=8,
+    invariant_layers=2,
+    density_channels=(4, 2, 2, 2, 2),
+    hidden_irreps="4x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
+    product_irreps="2x0e+1x1o+1x2e+1x3o+1x4e",
+    head_irreps="2x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
+    avg_num_neighbors=10.0,
+)
+SYMMETRIC_FIXTURES = ("rutile", "nacl", "silicon", "wurtzite_zno", "alpha_quartz", "batio3_p4mm", "triclinic")
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers and fixtures
+# --------------------------------------------------------------------------------------------------
+def rattled(atoms: Atoms, stdev: float = 0.05, seed: int = 0) -> Atoms:
+    """Copy with Gaussian noise on the positions (breaks every symmetry but the identity)."""
+    out = atoms.copy()
+    out.positions += np.random.default_rng(seed).normal(scale=stdev, size=out.positions.shape)
+    return out
+
+
+def random_orthogonal(seed: int, proper: bool) -> np.ndarray:
+    """Haar-random rotation (``proper``) or rotoreflection (det -1)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if (np.linalg.det(q) > 0) != proper:
+        q = -q
+    return q
+
+
+def transformed(atoms: Atoms, q: np.ndarray) -> Atoms:
+    """The same crystal with positions and cell mapped by the orthogonal matrix ``q``."""
+    out = atoms.copy()
+    out.set_cell(atoms.cell[:] @ q.T, scale_atoms=False)
+    out.positions = atoms.positions @ q.T
+    return out
+
+
+def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Apply ``q`` to every index of a Cartesian tensor."""
+    return reynolds_projection(tensor, q[None])
+
+
+def identity_graph(atoms: Atoms, cutoff: float) -> CrystalGraph:
+    """Graph whose only operation is the identity: the model's symmetry projection does nothing."""
+    return build_graph(atoms.numbers, atoms.positions, atoms.cell[:], np.eye(3)[None], cutoff)
+
+
+def run_model(model: GMTNet, structures: list[Atoms], dtype: torch.dtype) -> list[dict[str, np.ndarray]]:
+    """Raw network outputs (only the identity operation, so no symmetry projection) as float64 arrays."""
+    graphs = [identity_graph(atoms, model.config.cutoff) for atoms in structures]
+    with torch.no_grad():
+        out = model(collate(graphs, dtype))
+    return [{k: out[k][b].to(torch.float64).numpy() for k in OUTPUT_KEYS} for b in range(len(structures))]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float, what: str) -> float:
+    """Assert ``||actual - expected|| <= rtol * ||expected|| + atol``; return the error."""
+    err = float(np.linalg.norm(actual - expected))
+    bound = rtol * float(np.linalg.norm(expected)) + atol
+    assert err <= bound, f"{what}: error {err:.3g} > {bound:.3g}"
+    return err
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(make_test_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", seed=0))
+
+
+@pytest.fixture(scope="module")
+def loaded_checkpoint(checkpoint_path: str) -> LoadedCheckpoint:
+    return load_checkpoint(checkpoint_path)
+
+
+@pytest.fixture(scope="module")
+def base_models(loaded_checkpoint: LoadedCheckpoint) -> dict[str, GMTNet]:
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(1)
+        fresh = GMTNet(FRESH_CONFIG).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return {"checkpoint": loaded_checkpoint.model, "fresh": fresh}
+
+
+@pytest.fixture(scope="module", params=["checkpoint", "fresh"])
+def model_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def models(base_models: dict[str, GMTNet], model_name: str) -> dict[torch.dtype, GMTNet]:
+    """The model under test in float32 (the shared instance) and float64 (a copy)."""
+    base = base_models[model_name]
+    return {torch.float32: base, torch.float64: copy.deepcopy(base).double()}
+
+
+@pytest.fixture
+def low_symmetry(triclinic: Atoms) -> Atoms:
+    return rattled(triclinic, 0.05, seed=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# equivariance and invariances of the raw outputs
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_o3_equivariance(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms, dtype: torch.dtype) -> None:
+    rtol, atol = TOLERANCES[dtype]
+    matrices = [random_orthogonal(seed, proper=seed % 2 == 0) for seed in range(4)]
+    assert sorted(np.sign(np.linalg.det(q)) for q in matrices) == [-1, -1, 1, 1]  # 2 rotations, 2 reflections
+    structures = [low_symmetry] + [transformed(low_symmetry, q) for q in matrices]
+    outputs = run_model(models[dtype], structures, dtype)
+    reference = outputs[0]
+    assert np.linalg.norm(reference["piezoelectric"]) > 1e-5  # odd output is not trivially zero
+    for q, out in zip(matrices, outputs[1:], strict=True):
+        for key in OUTPUT_KEYS:
+            expected = rotate(reference[key], q)
+            err = assert_close(out[key], expected, rtol, atol, f"{key}, det {np.linalg.det(q):+.0f}")
+            # the check is meaningful: the tensor itself moves far more than the tolerance
+            bound = max(err, rtol * np.linalg.norm(expected) + atol)
+            assert np.linalg.norm(expected - reference[key]) > 10 * bound
+
+
+def _translated(atoms: Atoms) -> Atoms:
+    out = atoms.copy()
+    out.positions += np.array([0.37, -1.21, 2.9])
+    return out
+
+
+def _wrapped(atoms: Atoms) -> Atoms:
+    out = _translated(atoms)
+    out.wrap()
+    return out
+
+
+def _permuted(atoms: Atoms) -> Atoms:
+    return atoms[np.random.default_rng(3).permutation(len(atoms))]
+
+
+INVARIANCES: dict[str, Callable[[Atoms], Atoms]] = {
+    "translation": _translated,
+    "translation+wrap": _wrapped,
+    "permutation": _permuted,
+    "supercell 2x1x1": lambda atoms: atoms.repeat((2, 1, 1)),
+    "supercell 2x2x1": lambda atoms: atoms.repeat((2, 2, 1)),
+}
+
+
+def test_invariances(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms) -> None:
+    dtype = torch.float64
+    rtol, atol = TOLERANCES[dtype]
+    variants = [make(low_symmetry) for make in INVARIANCES.values()]
+    outputs = run_model(models[dtype], [low_symmetry, *variants], dtype)
+    for name, out in zip(INVARIANCES, outputs[1:], strict=True):
+        for key in OUTPUT_KEYS:
+            assert_close(out[key], outputs[0][key], rtol, atol, f"{name}, {key}")
+
+
+def test_float32_matches_float64(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms) -> None:
+    (out32,) = run_model(models[torch.float32], [low_symmetry], torch.float32)
+    (out64,) = run_model(models[torch.float64], [low_symmetry], torch.float64)
+    for key in OUTPUT_KEYS:
+        assert_close(out32[key], out64[key], 1e-5, 1e-6, key)
+
+
+# --------------------------------------------------------------------------------------------------
+# symmetry and positivity of the predictor's outputs
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def predictions(
+    base_models: dict[str, GMTNet], model_name: str, loaded_checkpoint: LoadedCheckpoint
+) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """float32 TensorPredictor outputs (float64 re-projection) and operations for symmetric crystals."""
+    import conftest
+
+    builders = {
+        "rutile": conftest.build_rutile,
+        "nacl": conftest.build_nacl,
+        "silicon": conftest.build_silicon,
+        "wurtzite_zno": conftest.build_wurtzite_zno,
+        "alpha_quartz": conftest.build_alpha_quartz,
+        "batio3_p4mm": conftest.build_batio3_p4mm,
+        "triclinic": conftest.build_triclinic,
+    }
+    metadata = loaded_checkpoint.metadata | {"cutoff": base_models[model_name].config.cutoff}
+    predictor = TensorPredictor(base_models[model_name], metadata, "0" * 64, device="cpu", dtype=torch.float32)
+    crystals, operations = [], []
+    for name in SYMMETRIC_FIXTURES:
+        atoms = builders[name]()
+        ops = analyze_symmetry(atoms, 1e-2).operations
+        crystals.append(CrystalInput(atoms.numbers, atoms.positions, atoms.cell[:], ops))
+        operations.append(ops)
+    outputs = predictor.predict(crystals, batch_size=4)
+    return {name: (out, ops) for name, out, ops in zip(SYMMETRIC_FIXTURES, outputs, operations, strict=True)}
+
+
+def test_outputs_are_exactly_symmetric(predictions: dict) -> None:
+    for name, (out, ops) in predictions.items():
+        for key in OUTPUT_KEYS:
+            tensor = out[key]
+            residual = np.linalg.norm(reynolds_projection(tensor, ops) - tensor)
+            bound = 1e-10 * max(1.0, np.linalg.norm(tensor))
+            assert residual < bound, f"{name} {key}: residual {residual:.2e}"
+
+
+@pytest.mark.parametrize("name", ["rutile", "nacl", "silicon"])
+def test_centrosymmetric_piezo_is_zero(predictions: dict, name: str) -> None:
+    out, _ = predictions[name]
+    assert np.abs(out["piezoelectric"]).max() < 1e-12
+
+
+def test_polar_crystal_piezo_is_not_zero(predictions: dict) -> None:
+    for name in ("wurtzite_zno", "batio3_p4mm"):
+        assert np.abs(predictions[name][0]["piezoelectric"]).max() > 1e-8
+
+
+@pytest.mark.parametrize("name", ["nacl", "silicon"])
+def test_cubic_forms(predictions: dict, name: str) -> None:
+    out, _ = predictions[name]
+    for key in ("dielectric_electronic", "dielectric_ionic"):
+        eps = out[key]
+        np.testing.assert_allclose(eps, np.trace(eps) / 3 * np.eye(3), rtol=0, atol=1e-12 * np.abs(eps).max())
+    c = full_to_voigt(out["elastic"])
+    scale = np.abs(c).max()
+    expected = np.zeros((6, 6))
+    expected[:3, :3] = c[0, 1]
+    expected[np.arange(3), np.arange(3)] = c[0, 0]
+    expected[np.arange(3, 6), np.arange(3, 6)] = c[3, 3]
+    np.testing.assert_allclose(c, expected, rtol=0, atol=1e-12 * scale)
+    assert abs(c[0, 0] - c[0, 1]) > 1e-6 * scale and c[3, 3] > 1e-6 * scale  # three distinct constants
+
+
+def test_positivity(predictions: dict) -> None:
+    for name, (out, _) in predictions.items():
+        assert np.linalg.eigvalsh(out["dielectric_electronic"]).min() > 1.0, name
+        assert np.linalg.eigvalsh(out["dielectric_ionic"]).min() > 0.0, name
+        assert np.linalg.eigvalsh(mandel_from_full(out["elastic"])).min() > 0.0, name
+
+
+# --------------------------------------------------------------------------------------------------
+# smoothness and gradients
+# --------------------------------------------------------------------------------------------------
+def _pair_at(distance: float) -> Atoms:
+    """Three atoms in a 13 A cubic box; only the O0-Si2 distance (``distance``) is near the cutoff."""
+    positions = [[0.0, 0.0, 0.0], [1.6, 0.7, 0.4], [distance, 0.0, 0.0]]
+    return Atoms("OTiSi", positions=positions, cell=np.eye(3) * 13.0, pbc=True)
+
+
+def test_smooth_across_cutoff(models: dict[torch.dtype, GMTNet]) -> None:
+    model, dtype = models[torch.float64], torch.float64
+    cutoff = model.config.cutoff
+    distances = (cutoff - 1e-6, cutoff + 1e-6, cutoff + 3e-6, cutoff - 1.0)
+    inside, outside, further, far_inside = run_model(model, [_pair_at(d) for d in distances], dtype)
+    edges_in = identity_graph(_pair_at(cutoff - 1e-6), cutoff).edge_index.shape[1]
+    edges_out = identity_graph(_pair_at(cutoff + 1e-6), cutoff).edge_index.shape[1]
+    assert edges_in == edges_out + 2  # the pair (two directed edges) crosses the cutoff
+    for key in OUTPUT_KEYS:
+        scale = np.linalg.norm(outside[key])
+        crossing = np.linalg.norm(inside[key] - outside[key])
+        assert crossing < 1e-4 * scale, key
+        # the step across the cutoff is no larger than the same step outside it (the other atoms move too)
+        assert crossing <= 3 * np.linalg.norm(further[key] - outside[key]) + 1e-12 * scale, key
+    # ... while the same neighbour well inside the cutoff does change the outputs
+    change = np.linalg.norm(far_inside["elastic"] - outside["elastic"])
+    assert change > 1e-6 * np.linalg.norm(outside["elastic"])
+
+
+def test_gradients_flow(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms, rutile: Atoms) -> None:
+    model = models[torch.float64]  # the shared copy: gradients are cleared afterwards
+    graphs = [
+        build_graph(a.numbers, a.positions, a.cell[:], analyze_symmetry(a).operations, model.config.cutoff)
+        for a in (low_symmetry, rutile)
+    ]
+    try:
+        out = model(collate(graphs, torch.float64))
+        loss = sum((value**2).mean() for value in out.values())
+        loss.backward()
+        total = 0.0
+        for name, parameter in model.named_parameters():
+            assert parameter.grad is not None, f"no gradient for {name}"
+            assert torch.isfinite(parameter.grad).all(), f"non-finite gradient for {name}"
+            total += float(parameter.grad.norm())
+        assert total > 0.0
+    finally:
+        model.zero_grad(set_to_none=True)
