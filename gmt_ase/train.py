@@ -48,6 +48,7 @@ class TrainConfig:
     time_limit_minutes: float | None = None
     max_atoms: int = 200
     model: dict = field(default_factory=dict)
+    loss_weights: dict = field(default_factory=lambda: {"piezoelectric": 2.0})
 
 
 def _log_offsets(samples: list[Sample]) -> dict[str, float]:
@@ -66,6 +67,9 @@ def prepare_samples(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str,
     for pickle_path in cfg.jarvis_pickles:
         records += read_jarvis_pickle(pickle_path)
     records = [r for r in records if len(r.structure) <= cfg.max_atoms]
+    # Piezo tensors whose frame was repaired may carry a flipped sign (data/README.md): as training
+    # targets they contradict the trusted ones, so only trusted piezo frames are learned from.
+    records = [r for r in records if r.frame_trusted or r.source != "piezoelectric"]
     splits = split_by_material(records, seed=cfg.split_seed)
     samples = {
         name: [make_sample(r, model_cfg.cutoff, model_cfg.elastic_scale) for r in tqdm(recs, desc=f"graphs {name}")]
@@ -82,7 +86,7 @@ def _cached_samples(
 
     The cache is this run's own file (never a downloaded one) and is keyed by the settings that shape it.
     """
-    key = json.dumps([cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
+    key = json.dumps(["trusted-piezo-v1", cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
                       model_cfg.elastic_scale])
     if cache.exists():
         with open(cache, "rb") as handle:
@@ -163,7 +167,7 @@ def train(cfg: TrainConfig) -> Path:
         running = []
         for idx in tqdm(batches, desc=f"epoch {epoch}", disable=rank != 0, leave=False):
             batch = {k: v.to(device) for k, v in collate_samples([samples["train"][i] for i in idx]).items()}
-            loss, _ = multitask_loss(trainable(batch), batch, model_cfg.elastic_scale)
+            loss, _ = multitask_loss(trainable(batch), batch, model_cfg.elastic_scale, cfg.loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -196,7 +200,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("train", help="train a GMTNet model on tensor data")
     parser.add_argument("--config", help="JSON file with TrainConfig fields (flags override it)")
     for f in fields(TrainConfig):
-        if f.name in ("jarvis_pickles", "model"):
+        if f.name in ("jarvis_pickles", "model", "loss_weights"):
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)

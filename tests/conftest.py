@@ -8,7 +8,6 @@ Use ``request.getfixturevalue(name)`` to parametrize a test over several of thes
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
@@ -16,18 +15,14 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 
-def _from_spacegroup(
-    group: str, lattice: Lattice, species: list[str], coords: list[list[float]]
-) -> Atoms:
+def _from_spacegroup(group: str, lattice: Lattice, species: list[str], coords: list[list[float]]) -> Atoms:
     structure = Structure.from_spacegroup(group, lattice, species, coords)
     return AseAtomsAdaptor.get_atoms(structure)
 
 
 def build_rutile() -> Atoms:
     """Rutile TiO2, P4_2/mnm (136), point group 4/mmm, 6 atoms (a = 4.594, c = 2.959 A, u = 0.3048)."""
-    return _from_spacegroup(
-        "P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]]
-    )
+    return _from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]])
 
 
 def build_wurtzite_zno() -> Atoms:

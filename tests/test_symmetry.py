@@ -46,9 +46,15 @@ STRUCTURES = {
 # helpers
 # --------------------------------------------------------------------------------------------------
 def rattle(atoms: Atoms, stdev: float, seed: int = 0) -> Atoms:
-    """Copy of ``atoms`` with Gaussian noise of ``stdev`` Angstrom on every position."""
+    """Copy of ``atoms`` with Gaussian noise of ``stdev`` Angstrom on every cell vector and position.
+
+    Noise on the cell matters: with an exact cell the detected operations are exactly orthogonal and
+    the Weyl orthogonalisation is never exercised.
+    """
+    rng = np.random.default_rng(seed)
     noisy = atoms.copy()
-    noisy.positions += np.random.default_rng(seed).normal(scale=stdev, size=noisy.positions.shape)
+    noisy.set_cell(noisy.cell[:] + rng.normal(scale=stdev, size=(3, 3)), scale_atoms=True)
+    noisy.positions += rng.normal(scale=stdev, size=noisy.positions.shape)
     return noisy
 
 
@@ -257,9 +263,7 @@ def test_batched_torch_projection_with_padding_matches_numpy(wurtzite_zno, rutil
     padded[0, 12:] = 7.0 * np.eye(3)  # garbage that the zero weights must switch off
     weights = np.array([[1.0] * 12 + [0.0] * 4, [1.0] * 16])
     tensors = np.stack([random_tensor(3, 1), random_tensor(3, 2)])  # (2, 3, 3, 3)
-    out = reynolds_projection(
-        torch.as_tensor(tensors), torch.as_tensor(padded), weights=torch.as_tensor(weights)
-    )
+    out = reynolds_projection(torch.as_tensor(tensors), torch.as_tensor(padded), weights=torch.as_tensor(weights))
     assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 3, 3)
     np.testing.assert_allclose(out.numpy()[0], reynolds_projection(tensors[0], ops_a), atol=1e-12)
     np.testing.assert_allclose(out.numpy()[1], reynolds_projection(tensors[1], ops_b), atol=1e-12)
@@ -328,7 +332,7 @@ def _conventional_lattice(number: int) -> Lattice:
     return Lattice.cubic(6.1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def generated_operations(space_group: str) -> tuple[str, np.ndarray]:
     """Point group and operations of a generic crystal of ``space_group``, in a random orientation."""
     lattice = _conventional_lattice(SpaceGroup(space_group).int_number)
@@ -409,8 +413,11 @@ def test_batio3_becomes_cubic_at_loose_symprec(batio3_p4mm):
     # Ti is displaced ~0.07 A and c - a = 0.04 A: at 0.3 A spglib sees Pm-3m, which has no piezo tensor.
     info = analyze_symmetry(batio3_p4mm, symprec=0.3)
     assert info.point_group == "m-3m"
-    np.testing.assert_allclose(info.operations @ info.operations.transpose(0, 2, 1), np.broadcast_to(
-        np.eye(3), info.operations.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        info.operations @ info.operations.transpose(0, 2, 1),
+        np.broadcast_to(np.eye(3), info.operations.shape),
+        atol=1e-12,
+    )
     assert np.abs(reynolds_projection(random_tensor(3), info.operations)).max() < 1e-12
 
 
