@@ -66,6 +66,8 @@ def _dtype_name(dtype: Any) -> str:
 
 def _model_source(model: str | os.PathLike) -> str | Path:
     """Return an existing file as an absolute ``Path``, anything else as a shipped-model name."""
+    if str(model) == "default":  # the shipped model, even if a file called "default" happens to exist
+        return "default"
     path = Path(model).expanduser()
     return path.resolve() if path.is_file() else str(model)
 
@@ -161,8 +163,6 @@ class GMTCalculator(Calculator):
         symprec: float = DEFAULT_SYMPREC,
         **kwargs: Any,
     ) -> None:
-        if not float(symprec) > 0:
-            raise ValueError(f"symprec must be positive, got {symprec}")
         super().__init__(
             model=str(model),
             device=None if device is None else str(device),
@@ -176,11 +176,16 @@ class GMTCalculator(Calculator):
         )
 
     def set(self, **kwargs: Any) -> dict[str, Any]:
-        """Set parameters; changing the model, device or dtype after creation is refused."""
+        """Set parameters (only ``symprec`` after creation); any change discards the cached results."""
         fixed = {"model", "device", "dtype"} & set(kwargs)
         if fixed and hasattr(self, "predictor"):
             raise ValueError(f"cannot change {sorted(fixed)} of an existing GMTCalculator; create a new one")
-        return super().set(**kwargs)
+        if "symprec" in kwargs and not float(kwargs["symprec"]) > 0:
+            raise ValueError(f"symprec must be positive, got {kwargs['symprec']}")
+        changed = super().set(**kwargs)
+        if changed:
+            self.reset()
+        return changed
 
     @property
     def model_info(self) -> dict[str, Any]:

@@ -109,12 +109,12 @@ def _prediction_rows(
         results = iter_predictions(
             [atoms for _, _, atoms in good], predictor, symprec=args.symprec, batch_size=args.batch_size
         )
-        by_source = {source: result.to_dict() for (_, source, _), result in zip(good, results, strict=True)}
+        by_index = {index: result.to_dict() for (index, _, _), result in zip(good, results, strict=True)}
         for index, source, item in chunk:
             if isinstance(item, Exception):
                 row = {"ok": False, "error_type": type(item).__name__, "error": f"cannot read: {item}"}
             else:
-                row = by_source[source]
+                row = by_index[index]
             yield {**row, "source": source, "index": index, "model_sha256": sha}
 
 
@@ -125,11 +125,11 @@ def run_predict(args: argparse.Namespace) -> int:
     from gmt_ase._cli_io import open_writer, read_done, resolve_paths, stream_structures
     from gmt_ase.calculator import load_predictor
 
-    if args.batch_size < 1:
-        raise SystemExit("gmt-ase: --batch-size must be at least 1")
     try:
+        if args.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
         paths = resolve_paths(args.paths)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         print(f"gmt-ase: {error}", file=sys.stderr)
         return 2
     predictor = load_predictor(args.model, args.device)
@@ -169,7 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    return int(args.func(args) or 0)
+    from gmt_ase.io import CheckpointError
+
+    try:
+        return int(args.func(args) or 0)
+    except CheckpointError as error:
+        print(f"gmt-ase: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

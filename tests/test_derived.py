@@ -38,9 +38,10 @@ def isotropic_stiffness(lam: float, mu: float) -> np.ndarray:
 
 
 def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    letters = "abcd"[: tensor.ndim]
-    spec = ",".join(f"{o}{i}" for o, i in zip("pqrs", letters, strict=False)) + f",{letters}->{'pqrs'[:tensor.ndim]}"
-    return np.einsum(spec, *([q] * tensor.ndim), tensor)
+    """Apply the orthogonal matrix q to every index of a Cartesian tensor."""
+    for axis in range(tensor.ndim):
+        tensor = np.moveaxis(np.tensordot(q, tensor, axes=([1], [axis])), 0, axis)
+    return tensor
 
 
 def test_zno_reference_values():

@@ -1,0 +1,216 @@
+"""The ``gmt-ase`` command line (predict, resume, csv/jsonl, info) and the example scripts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import runpy
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+
+from gmt_ase._cli_io import csv_columns
+from gmt_ase.cli import build_parser, main
+from gmt_ase.inference import TensorPredictor
+from gmt_ase.io import make_test_checkpoint
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
+    if not path.exists():
+        make_test_checkpoint(path, seed=0)
+    return str(path)
+
+
+@pytest.fixture
+def folder(tmp_path, silicon, rutile, nacl, alpha_quartz, wurtzite_zno) -> Path:
+    """CIF + POSCAR + 3-frame extxyz (one frame with overlapping atoms) + an unreadable CIF + a text file."""
+    root = tmp_path / "structures"
+    root.mkdir()
+    ase.io.write(root / "Si.cif", silicon)
+    ase.io.write(root / "POSCAR_rutile", rutile, format="vasp")
+    nacl.positions[1] = nacl.positions[0] + [0.1, 0.0, 0.0]
+    ase.io.write(root / "frames.extxyz", [alpha_quartz, nacl, wurtzite_zno])
+    (root / "broken.cif").write_text("data_broken\n_cell_length_a oops\n")
+    (root / "notes.txt").write_text("not a structure")
+    return root
+
+
+def record_model_calls(monkeypatch, kill_at_call: int | None = None) -> list[int]:
+    """Patch TensorPredictor.predict to record crystals per call (and raise KeyboardInterrupt at a call)."""
+    calls: list[int] = []
+    original = TensorPredictor.predict
+
+    def recording(self, crystals, batch_size=64):
+        calls.append(len(crystals))
+        if len(calls) == kill_at_call:
+            raise KeyboardInterrupt
+        return original(self, crystals, batch_size=batch_size)
+
+    monkeypatch.setattr(TensorPredictor, "predict", recording)
+    return calls
+
+
+@pytest.fixture
+def crystals_predicted(monkeypatch) -> list[int]:
+    return record_model_calls(monkeypatch)
+
+
+def predict(folder: Path, output: Path | None, model: str, *extra: str) -> int:
+    args = ["predict", str(folder), "--model", model, "--device", "cpu", "--batch-size", "2", *extra]
+    return main(args + (["-o", str(output)] if output else []))
+
+
+def expected_sources(folder: Path) -> list[str]:
+    return [f"{folder}/POSCAR_rutile@0", f"{folder}/Si.cif@0", f"{folder}/broken.cif@0",
+            f"{folder}/frames.extxyz@0", f"{folder}/frames.extxyz@1", f"{folder}/frames.extxyz@2"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_predict_jsonl_end_to_end(folder, tiny_model, tmp_path, capsys, crystals_predicted):
+    out = tmp_path / "results.jsonl"
+    assert predict(folder, out, tiny_model) == 0
+    rows = read_jsonl(out)
+    assert [r["source"] for r in rows] == expected_sources(folder)
+    assert [r["index"] for r in rows] == list(range(6))
+    assert [r["ok"] for r in rows] == [True, True, False, True, False, True]
+    assert rows[2]["error"].startswith("cannot read")
+    assert rows[4]["error_type"] == "AtomsTooCloseError" and "(Na) and 1 (Cl)" in rows[4]["error"]
+    good = rows[0]
+    assert good["symmetry"]["space_group_symbol"] == "P4_2/mnm"
+    assert len(good["elastic"]) == 6 and len(good["piezoelectric"]) == 3
+    assert good["units"]["elastic"] == "GPa" and good["derived"]["k_vrh"] is not None
+    assert len({r["model_sha256"] for r in rows}) == 1 and len(rows[0]["model_sha256"]) == 64
+    assert sum(crystals_predicted) == 4
+    assert "4 predicted, 2 errors, 0 skipped" in capsys.readouterr().err
+
+
+def test_second_run_computes_nothing(folder, tiny_model, tmp_path, capsys, crystals_predicted):
+    out = tmp_path / "results.jsonl"
+    assert predict(folder, out, tiny_model, "--quiet") == 0
+    first = out.read_text()
+    calls = len(crystals_predicted)
+    assert predict(folder, out, tiny_model) == 0
+    assert len(crystals_predicted) == calls  # no model call at all
+    assert out.read_text() == first
+    assert "0 predicted, 0 errors, 6 skipped" in capsys.readouterr().err
+
+
+def test_resume_after_a_kill(folder, tiny_model, tmp_path, monkeypatch):
+    out = tmp_path / "results.jsonl"
+    assert predict(folder, out, tiny_model, "--quiet") == 0
+    complete = read_jsonl(out)
+    out.unlink()
+    record_model_calls(monkeypatch, kill_at_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        predict(folder, out, tiny_model, "--quiet")
+    assert [r["source"] for r in read_jsonl(out)] == expected_sources(folder)[:2]  # first chunk flushed
+    with out.open("a") as handle:
+        handle.write('{"source": "half a line from the kil')  # killed in the middle of a write
+
+    monkeypatch.undo()
+    calls = record_model_calls(monkeypatch)
+    assert predict(folder, out, tiny_model, "--quiet") == 0
+    assert sum(calls) == 2  # only quartz and ZnO are left to compute
+    resumed = read_jsonl(out)
+    assert [r["source"] for r in resumed] == [r["source"] for r in complete]
+    for new, old in zip(resumed, complete, strict=True):
+        assert new["ok"] == old["ok"]
+        if new["ok"]:
+            np.testing.assert_allclose(new["elastic"], old["elastic"], rtol=1e-5, atol=1e-8)
+
+
+def test_csv_output_and_resume(folder, tiny_model, tmp_path, crystals_predicted):
+    out = tmp_path / "results.csv"
+    assert predict(folder, out, tiny_model, "-q") == 0
+    with out.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == csv_columns()
+    for column in ("elastic_C11_GPa", "elastic_C66_GPa", "piezoelectric_e33_C_per_m2", "piezoelectric_e15_C_per_m2",
+                   "dielectric_total_xx", "dielectric_electronic_yz", "k_vrh_GPa", "g_vrh_GPa", "d33_pC_per_N",
+                   "eij_max_C_per_m2", "refractive_index", "eps_total_eigenvalues_3", "born_stable"):
+        assert column in reader.fieldnames
+    assert [r["source"] for r in rows] == expected_sources(folder)
+    rutile = rows[0]
+    assert rutile["ok"] == "True" and rutile["space_group_number"] == "136"
+    assert float(rutile["elastic_C11_GPa"]) == pytest.approx(float(rutile["elastic_C22_GPa"]), rel=1e-9)
+    assert abs(float(rutile["piezoelectric_e33_C_per_m2"])) < 1e-12
+    assert rows[4]["ok"] == "False" and rows[4]["elastic_C11_GPa"] == ""
+    calls = len(crystals_predicted)
+    assert predict(folder, out, tiny_model, "-q") == 0
+    assert len(crystals_predicted) == calls
+    assert len(out.read_text().splitlines()) == 7  # header + 6 rows, nothing appended
+
+
+def test_globs_and_stdout(folder, tiny_model, capsys):
+    assert main(["predict", f"{folder}/*.cif", "--model", tiny_model, "--device", "cpu", "-q"]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["source"] for r in rows] == [f"{folder}/Si.cif@0", f"{folder}/broken.cif@0"]
+    assert "1 errors" in captured.err  # errors are reported even with --quiet
+
+
+def test_bad_invocations(folder, tiny_model, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nothing-here"), "--model", tiny_model]) == 2
+    assert "no structure files found" in capsys.readouterr().err
+    assert main(["info", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "checkpoint file not found" in capsys.readouterr().err
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"source": "x@0", "ok": False, "model_sha256": "0" * 64}) + "\n")
+    with pytest.raises(SystemExit, match="another model"):
+        predict(folder, other, tiny_model)
+
+
+def test_info(tiny_model, capsys):
+    assert main(["info", "--model", tiny_model, "--device", "cpu"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["name"] == "test-tiny" and len(card["sha256"]) == 64
+    assert card["species"] == list(range(1, 95)) and card["cutoff"] > 0
+
+
+def test_parser_and_entry_point():
+    text = build_parser().format_help()
+    for command in ("predict", "info", "train", "evaluate"):
+        assert command in text
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("gmt-ase") == "gmt_ase.cli:main"
+
+
+def run_example(name: str, monkeypatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+
+
+def test_quickstart_example(tiny_model, monkeypatch, capsys):
+    run_example("quickstart.py", monkeypatch, "--model", tiny_model)
+    out = capsys.readouterr().out
+    for header in ("=== Si: Fd-3m", "=== ZnO: P6_3mc", "=== BaTiO3: P4mm", "K_VRH ="):
+        assert header in out
+
+
+def test_screen_folder_example(tiny_model, monkeypatch, capsys):
+    run_example("screen_folder.py", monkeypatch, str(EXAMPLES / "structures"), "--model", tiny_model,
+                "--min-k", "0")
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines[1:] if line and line.split()[0].endswith("@0")]
+    assert len(table) == 6 and not any("failed" in line for line in table)
+    assert lines[-1].startswith("K_VRH > 0 GPa: ") and "Si_diamond.cif@0" in lines[-1]
+
+
+@pytest.mark.skipif(not (EXAMPLES.parent / "gmt_ase" / "models" / "default.pt").exists(),
+                    reason="shipped default model not present")
+def test_quickstart_with_the_shipped_model(monkeypatch, capsys):
+    run_example("quickstart.py", monkeypatch)
+    out = capsys.readouterr().out
+    assert "=== ZnO: P6_3mc" in out and "Born stable: True" in out
