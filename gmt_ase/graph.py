@@ -1,11 +1,7 @@
 """Periodic crystal graphs and batches: the only place that turns arrays into model inputs.
 
-Edge convention (used everywhere in gmt_ase):
-
-* ``edge_index[0]`` is the **centre** atom ``i`` (messages are summed here),
-  ``edge_index[1]`` is the **neighbour** atom ``j``;
-* ``edge_vec = positions[j] + shift @ cell - positions[i]`` (Angstrom), with ``0 < |edge_vec| < cutoff``;
-* every periodic image within the cutoff is its own edge, so small cells get many edges per pair.
+The edge convention is written down once, in :mod:`gmt_ase.neighbors`: ``edge_index[0]`` is the
+centre atom (messages are summed there), ``edge_index[1]`` the neighbour, ``edge_vec = r_j + S @ cell - r_i``.
 
 The batch is one plain dictionary of tensors whose keys and shapes are declared in :data:`BATCH_KEYS`.
 """
@@ -17,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from ase.neighborlist import primitive_neighbor_list
+
+from gmt_ase.neighbors import neighbor_list
 
 __all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "neighbor_list"]
 
@@ -31,40 +28,6 @@ BATCH_KEYS: Mapping[str, str] = {
     "operations": "(B, G, 3, 3) float Cartesian point-group operations, identity-padded",
     "operation_weights": "(B, G) float 1 for real operations, 0 for padding",
 }
-
-
-def neighbor_list(
-    positions: np.ndarray, cell: np.ndarray, cutoff: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """All periodic neighbour pairs within ``cutoff``.
-
-    Parameters
-    ----------
-    positions
-        (n, 3) Cartesian positions in Angstrom.
-    cell
-        (3, 3) lattice, rows are lattice vectors, Angstrom.
-    cutoff
-        Radius in Angstrom.
-
-    Returns
-    -------
-    edge_index : numpy.ndarray
-        (2, E) int64, rows ``[centre, neighbour]``.
-    edge_vec : numpy.ndarray
-        (E, 3) float64 vectors from centre to neighbour image.
-    """
-    centre, neighbour, vec = primitive_neighbor_list(
-        "ijD",
-        pbc=(True, True, True),
-        cell=np.asarray(cell, dtype=float),
-        positions=np.asarray(positions, dtype=float),
-        cutoff=float(cutoff),
-        self_interaction=False,
-    )
-    order = np.lexsort((neighbour, centre))  # deterministic edge order
-    edge_index = np.stack([centre[order], neighbour[order]]).astype(np.int64)
-    return edge_index, np.asarray(vec[order], dtype=np.float64)
 
 
 @dataclass(frozen=True)

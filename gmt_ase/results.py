@@ -8,6 +8,7 @@ pymatgen Voigt order (xx yy zz yz xz xy) for the piezoelectric and elastic tenso
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,7 +46,8 @@ class TensorPrediction:
     symmetry
         ``SymmetryInfo.as_dict()``: space group, point group, symprec and number of operations.
     derived
-        Derived quantities (see :mod:`gmt_ase.derived`), JSON-safe.
+        Derived quantities (see :mod:`gmt_ase.derived`), JSON-safe. Computed on first access and cached:
+        pymatgen's moduli cost more than the prediction itself, and a screen may not need them.
 
     """
 
@@ -56,8 +58,14 @@ class TensorPrediction:
     piezoelectric: np.ndarray
     elastic: np.ndarray
     symmetry: dict
-    derived: dict
     ok: ClassVar[bool] = True
+
+    @cached_property
+    def derived(self) -> dict[str, Any]:
+        """Derived quantities of the tensors (K/G, anisotropy, stability, eigenvalues, d, ...)."""
+        return derived_properties(
+            self.dielectric_electronic, self.dielectric_ionic, self.piezoelectric, self.elastic
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: tensors as nested lists, plus ``"units"`` for tensors and derived keys."""
@@ -127,5 +135,4 @@ def prediction_from_cartesian(index: int, tensors: dict[str, np.ndarray], symmet
         piezoelectric=piezo,
         elastic=elastic,
         symmetry=dict(symmetry),
-        derived=derived_properties(eps_el, eps_ion, piezo, elastic),
     )

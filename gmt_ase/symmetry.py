@@ -2,11 +2,16 @@
 
 Algorithm (DESIGN.md section 3):
 
-1. Reduce the crystal to its primitive cell **in the input orientation** with spglib
-   (``standardize_cell(to_primitive=True, no_idealize=True)``), so that every point-group operation
-   is an integer matrix ``W_g`` in that basis (a supercell alone would only reveal a subgroup).
-2. Turn each distinct ``W_g`` into a Cartesian matrix ``R_g = L^T W_g L^-T``, with ``L`` the primitive
-   lattice (rows are lattice vectors).
+1. Find the space group with one spglib search on the input cell, and take the point group's
+   rotations ``W_g`` from spglib's database as integer matrices in the standard conventional basis of
+   the detected setting. That basis is built from the input lattice itself (``A_s = A P^-1``, with
+   spglib's transformation matrix ``P``), unidealised and in the input orientation, so a supercell still
+   yields the whole group (spglib's own rotations for a supercell are only a subgroup, the trap of
+   pymatgen's ``fit_to_structure``). This gives the same operations, to 1e-15, as the primitive-cell
+   route (``standardize_cell(to_primitive=True, no_idealize=True)`` then a second search), at half the
+   cost; ``tests/test_symmetry_routes.py`` checks the two against each other.
+2. Turn each distinct ``W_g`` into a Cartesian matrix ``R_g = L^T W_g L^-T``, with ``L`` that basis
+   (rows are lattice vectors).
 3. On noisy structures the ``R_g`` are only nearly orthogonal. The Weyl step
    ``R~_g = H^(1/2) R_g H^(-1/2)`` with ``H = mean_g R_g^T R_g`` makes them exactly orthogonal while
    keeping the group law and O(3)-equivariance.
@@ -143,22 +148,21 @@ def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryIn
         raise ValueError(f"symprec must be positive, got {symprec}")
     lattice, scaled, numbers = cell_arrays(atoms)
     with _spglib_errors_raise(symprec):
-        primitive = spglib.standardize_cell(
-            (lattice, scaled, numbers), to_primitive=True, no_idealize=True, symprec=symprec
-        )
-        if primitive is None:
-            raise ValueError(f"spglib could not find a primitive cell at symprec={symprec} A")
-        dataset = spglib.get_symmetry_dataset(primitive, symprec=symprec)
-    if dataset is None:
-        raise ValueError(f"spglib symmetry search failed at symprec={symprec} A")
-    prim_lattice = np.asarray(primitive[0], dtype=float)
-    rotations = np.unique(np.asarray(dataset.rotations, dtype=int), axis=0)
+        dataset = spglib.get_symmetry_dataset((lattice, scaled, numbers), symprec=symprec)
+        if dataset is None:
+            raise ValueError(f"spglib symmetry search failed at symprec={symprec} A")
+        database = spglib.get_symmetry_from_database(dataset.hall_number)
+    # The full point group as integer matrices in the standard conventional basis of the detected setting
+    # (never a subgroup, even for a supercell), and that basis built from the input lattice, unidealised
+    # and in the input orientation: A_s = A P^-1 with A's columns the input lattice vectors.
+    rotations = np.unique(np.asarray(database["rotations"], dtype=int), axis=0)
+    conventional = (lattice.T @ np.linalg.inv(dataset.transformation_matrix)).T  # rows: basis vectors
     return SymmetryInfo(
         space_group_symbol=str(dataset.international),
         space_group_number=int(dataset.number),
         point_group=str(dataset.pointgroup),
         symprec=float(symprec),
-        operations=_cartesian_operations(rotations, prim_lattice),
+        operations=_cartesian_operations(rotations, conventional),
     )
 
 

@@ -86,8 +86,8 @@ def _cached_samples(
 
     The cache is this run's own file (never a downloaded one) and is keyed by the settings that shape it.
     """
-    key = json.dumps(["trusted-piezo-v1", cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
-                      model_cfg.elastic_scale])
+    key = json.dumps(["trusted-piezo-v1", cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed,
+                      model_cfg.cutoff, model_cfg.elastic_scale])
     if cache.exists():
         with open(cache, "rb") as handle:
             cached_key, payload = pickle.load(handle)
@@ -134,6 +134,8 @@ def _distributed() -> tuple[int, int]:
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; return the path of the exported best checkpoint."""
+    if not Path(cfg.data_dir).is_dir():
+        raise FileNotFoundError(f"training data folder not found: {Path(cfg.data_dir).resolve()} (use --data-dir)")
     rank, world = _distributed()
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if world > 1 and device.type == "cuda":

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
-from ase.neighborlist import neighbor_list
+
+from gmt_ase.neighbors import neighbor_list
 
 __all__ = [
     "MAX_ATOMS",
@@ -196,7 +197,8 @@ def check_min_distance(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None
     Periodic images count: an atom closer than ``min_distance`` to its own image (a too-small cell) is
     reported too.
     """
-    first, second, dist = neighbor_list("ijd", atoms, min_distance)
+    (first, second), vec = neighbor_list(atoms.positions, atoms.cell[:], min_distance)
+    dist = np.linalg.norm(vec, axis=1)
     if dist.size == 0:
         return
     k = int(np.argmin(dist))
