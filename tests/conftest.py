@@ -152,3 +152,14 @@ def silicon() -> Atoms:
 def batio3_p4mm() -> Atoms:
     """Tetragonal BaTiO3 (4mm)."""
     return build_batio3_p4mm()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """Path of a tiny, seeded, untrained checkpoint shared by the tests (fast to load)."""
+    from gmt_ase.io import make_test_checkpoint
+
+    path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
+    if not path.exists():
+        make_test_checkpoint(path, seed=0)
+    return str(path)

@@ -19,7 +19,7 @@ from scipy.stats import special_ortho_group
 from gmt_ase import GMTCalculator
 from gmt_ase.derived import DERIVED_UNITS
 from gmt_ase.inference import TensorPredictor
-from gmt_ase.io import CheckpointError, make_test_checkpoint
+from gmt_ase.io import CheckpointError
 from gmt_ase.tensors import full_to_voigt, voigt_to_full
 from gmt_ase.validation import UnsupportedElementError
 
@@ -31,14 +31,6 @@ PROPERTIES = {
     "elastic_tensor": (6, 6),
 }
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "gmt_ase" / "models" / "default.pt"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
-    if not path.exists():
-        make_test_checkpoint(path, seed=0)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,8 @@ import pytest
 from gmt_ase._cli_io import csv_columns
 from gmt_ase.cli import build_parser, main
 from gmt_ase.inference import TensorPredictor
-from gmt_ase.io import make_test_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
-    if not path.exists():
-        make_test_checkpoint(path, seed=0)
-    return str(path)
 
 
 @pytest.fixture

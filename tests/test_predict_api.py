@@ -15,15 +15,6 @@ from pymatgen.io.ase import AseAtomsAdaptor
 import gmt_ase
 from gmt_ase import GMTCalculator, PredictionFailure, TensorPrediction, predict_tensors
 from gmt_ase.inference import TensorPredictor
-from gmt_ase.io import make_test_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
-    if not path.exists():
-        make_test_checkpoint(path, seed=0)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

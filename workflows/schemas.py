@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer
 from pymatgen.core import Structure
 
+from gmt_ase.results import TENSOR_UNITS
+
 __all__ = [
     "TENSOR_FIELDS",
     "TENSOR_UNITS",
@@ -30,14 +32,6 @@ __all__ = [
     "TensorPredictionDocument",
 ]
 
-#: Unit of every tensor field ("1" = dimensionless); Voigt order is pymatgen's (xx yy zz yz xz xy).
-TENSOR_UNITS: dict[str, str] = {
-    "dielectric_electronic": "1",
-    "dielectric_ionic": "1",
-    "dielectric_total": "1",
-    "piezoelectric": "C/m^2",
-    "elastic": "GPa",
-}
 TENSOR_FIELDS: tuple[str, ...] = tuple(TENSOR_UNITS)
 
 Matrix = list[list[float]]
