@@ -4,7 +4,7 @@ Every term is a relative error, so that dielectric constants of 3 and 30 or stif
 400 GPa count alike (which is what the EwT metrics reward):
 
 * dielectric electronic / ionic and elastic: mean squared error of the log-space tensors;
-* piezoelectric: ``||P - Y||^2 / (||Y||^2 + floor^2)`` per crystal;
+* piezoelectric: squared log error of the norm plus squared error of the unit direction, per crystal;
 * K/G-only crystals: squared log errors of the Voigt-Reuss-Hill moduli derived from the predicted C.
 """
 
@@ -21,7 +21,7 @@ DEFAULT_WEIGHTS = {
     "piezoelectric": 1.0,
     "kg": 0.5,
 }
-PIEZO_FLOOR = 0.1  # C/m^2
+PIEZO_FLOOR = 1e-3  # C/m^2, smallest target norm taken at face value
 
 
 def _voigt_weights(like: torch.Tensor) -> torch.Tensor:
@@ -71,10 +71,12 @@ def multitask_loss(
         value = _masked_mean(err, batch[f"mask_{key}"])
         if value is not None:
             terms[name] = value
-    target = batch["piezoelectric"]
-    err = (outputs["piezoelectric"] - target).pow(2).flatten(1).sum(-1)  # (B,)
-    rel = err / (target.pow(2).flatten(1).sum(-1) + PIEZO_FLOOR**2)
-    value = _masked_mean(rel, batch["mask_piezoelectric"])
+    mask_pz = batch["mask_piezoelectric"]
+    target = batch["piezoelectric"].flatten(1)  # (B, 27)
+    target_norm = target.norm(dim=-1).clamp(min=PIEZO_FLOOR)  # (B,)
+    log_err = (outputs["log_piezoelectric_magnitude"] - target_norm.log()).pow(2)
+    dir_err = (outputs["piezoelectric_direction"].flatten(1) - target / target_norm[:, None]).pow(2).sum(-1)
+    value = _masked_mean(log_err + dir_err, mask_pz)
     if value is not None:
         terms["piezoelectric"] = value
     mask_kg = batch["mask_k_vrh"]

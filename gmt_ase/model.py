@@ -38,6 +38,7 @@ from gmt_ase.symmetry import reynolds_projection
 __all__ = ["ModelConfig", "GMTNet", "OUTPUT_KEYS"]
 
 OUTPUT_KEYS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+_DIRECTION_EPS = 1e-3  # below this norm the piezo direction (and so the tensor) fades smoothly to zero
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class ModelConfig:
         Normalisation of neighbour sums.
     log_offsets
         Isotropic offsets added to the log-space outputs (from the training data), keys
-        ``dielectric_electronic``, ``dielectric_ionic``, ``elastic``.
+        ``dielectric_electronic``, ``dielectric_ionic``, ``elastic`` and ``piezoelectric`` (log of the
+        Frobenius norm in units of ``piezo_scale``).
     elastic_scale
         Stiffness unit c0 of ``C_Mandel = c0 exp(M)``, GPa.
     piezo_scale
@@ -86,7 +88,9 @@ class ModelConfig:
     head_irreps: str = "16x0e+8x1o+8x2e+8x2o+8x3o+8x4e"
     avg_num_neighbors: float = 40.0
     log_offsets: dict[str, float] = field(
-        default_factory=lambda: {"dielectric_electronic": 1.0, "dielectric_ionic": 0.0, "elastic": 0.0}
+        default_factory=lambda: {
+            "dielectric_electronic": 1.0, "dielectric_ionic": 0.0, "elastic": 0.0, "piezoelectric": -1.0
+        }
     )
     elastic_scale: float = 100.0
     piezo_scale: float = 1.0
@@ -121,9 +125,9 @@ class GMTNet(nn.Module):
     """Equivariant multi-task network for dielectric, piezoelectric and elastic tensors.
 
     ``forward(batch)`` takes the dictionary made by :func:`gmt_ase.graph.collate` and returns the
-    symmetrised Cartesian tensors (keys :data:`OUTPUT_KEYS`) plus their log-space versions
-    (``log_dielectric_electronic`` and ``log_dielectric_ionic`` (B, 3, 3), ``log_elastic`` (B, 6, 6)
-    Mandel) used by the training loss.
+    symmetrised Cartesian tensors (keys :data:`OUTPUT_KEYS`) plus what the training loss compares:
+    ``log_dielectric_electronic`` and ``log_dielectric_ionic`` (B, 3, 3), ``log_elastic`` (B, 6, 6)
+    Mandel, ``log_piezoelectric_magnitude`` (B,) and ``piezoelectric_direction`` (B, 3, 3, 3).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -147,6 +151,7 @@ class GMTNet(nn.Module):
                 "dielectric_electronic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
                 "dielectric_ionic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
                 "piezoelectric": _Head(irreps_pooled, config.head_irreps, IRREPS[3]),
+                "piezoelectric_magnitude": _Head(irreps_pooled, config.head_irreps, "1x0e"),
                 "elastic": _Head(irreps_pooled, config.head_irreps, IRREPS[4]),
             }
         )
@@ -198,5 +203,15 @@ class GMTNet(nn.Module):
         out["log_elastic"] = log_c
         stiffness = cfg.elastic_scale * torch.linalg.matrix_exp(log_c)  # (B, 6, 6) GPa, Mandel
         out["elastic"] = project(full_from_mandel(stiffness, mandel))  # (B, 3, 3, 3, 3)
-        out["piezoelectric"] = project(cfg.piezo_scale * self._cartesian(raw["piezoelectric"], 3))
+        # Piezo = magnitude (invariant head, log scale) x direction (equivariant head, normalised after the
+        # projection). A sign that is hard to tell from the structure then costs the direction loss only,
+        # instead of shrinking the whole tensor towards zero; centrosymmetric crystals project to v = 0
+        # and so stay exactly zero.
+        v = project(self._cartesian(raw["piezoelectric"], 3))  # (B, 3, 3, 3)
+        v_norm = v.flatten(1).norm(dim=-1)  # (B,)
+        direction = v / torch.sqrt(v_norm.square() + _DIRECTION_EPS**2)[:, None, None, None]
+        log_magnitude = raw["piezoelectric_magnitude"][:, 0] + cfg.log_offsets.get("piezoelectric", 0.0)  # (B,)
+        out["log_piezoelectric_magnitude"] = log_magnitude
+        out["piezoelectric_direction"] = direction
+        out["piezoelectric"] = cfg.piezo_scale * torch.exp(log_magnitude)[:, None, None, None] * direction
         return out

@@ -48,7 +48,7 @@ class TrainConfig:
     time_limit_minutes: float | None = None
     max_atoms: int = 200
     model: dict = field(default_factory=dict)
-    loss_weights: dict = field(default_factory=lambda: {"piezoelectric": 2.0})
+    loss_weights: dict = field(default_factory=lambda: {"piezoelectric": 1.0})
 
 
 def _log_offsets(samples: list[Sample]) -> dict[str, float]:
@@ -58,6 +58,8 @@ def _log_offsets(samples: list[Sample]) -> dict[str, float]:
         logs = [np.trace(s.targets[f"log_{name}"]) / len(s.targets[f"log_{name}"]) for s in samples
                 if f"log_{name}" in s.targets]
         offsets[name] = float(np.mean(logs)) if logs else 0.0
+    norms = [np.linalg.norm(s.targets["piezoelectric"]) for s in samples if "piezoelectric" in s.targets]
+    offsets["piezoelectric"] = float(np.mean(np.log(np.maximum(norms, 1e-3)))) if norms else -1.0
     return offsets
 
 

@@ -30,7 +30,9 @@ from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.tensors import full_to_voigt, mandel_from_full
 
 #: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
-TOLERANCES = {torch.float32: (1e-5, 1e-6), torch.float64: (1e-9, 1e-11)}
+# float32: the piezo direction is normalised after the projection, which amplifies rounding ~10x;
+# 1e-4 is e3nn's own float32 equivariance tolerance. float64 stays tight.
+TOLERANCES = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-9, 1e-11)}
 FRESH_CONFIG = ModelConfig(
     cutoff=4.0,
     scalar_dim=8,
@@ -195,7 +197,7 @@ def test_float32_matches_float64(models: dict[torch.dtype, GMTNet], low_symmetry
     (out32,) = run_model(models[torch.float32], [low_symmetry], torch.float32)
     (out64,) = run_model(models[torch.float64], [low_symmetry], torch.float64)
     for key in OUTPUT_KEYS:
-        assert_close(out32[key], out64[key], 1e-5, 1e-6, key)
+        assert_close(out32[key], out64[key], *TOLERANCES[torch.float32], key)
 
 
 # --------------------------------------------------------------------------------------------------
