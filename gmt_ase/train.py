@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gmt_ase.data import dataset_hash, load_records, read_jarvis_pickle, split_by_material
+from gmt_ase.data import SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
 from gmt_ase.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
 from gmt_ase.model import GMTNet, ModelConfig
@@ -88,8 +88,10 @@ def _cached_samples(
 
     The cache is this run's own file (never a downloaded one) and is keyed by the settings that shape it.
     """
-    key = json.dumps(["trusted-piezo-v1", cfg.data_dir, cfg.jarvis_pickles, cfg.max_atoms, cfg.split_seed,
-                      model_cfg.cutoff, model_cfg.elastic_scale])
+    sources = [Path(cfg.data_dir) / name for name in SOURCE_FILES.values()] + [Path(p) for p in cfg.jarvis_pickles]
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources if p.exists()]
+    key = json.dumps(["trusted-piezo-v1", stats, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
+                      model_cfg.elastic_scale])
     if cache.exists():
         with open(cache, "rb") as handle:
             cached_key, payload = pickle.load(handle)
@@ -178,18 +180,24 @@ def train(cfg: TrainConfig) -> Path:
             optimizer.step()
             running.append(float(loss.detach()))
         val = _evaluate_loss(model, samples["val"], cfg, device)
-        val_total = float(sum(val.values()))
+        # Select on the validation loss; with no validation crystals fall back to the training loss.
+        val_total = float(sum(val.values())) if val else float(np.mean(running))
+        if not math.isfinite(val_total):
+            val_total = math.inf
+        improved = val_total < state["best_val"] or not (out / "best.pt").exists()
         state = {"epoch": epoch + 1, "best_val": min(state["best_val"], val_total), "elapsed": time.time() - start}
         if rank == 0:
-            entry = {"epoch": epoch, "train_loss": float(np.mean(running)), "val": val, "val_total": val_total,
-                     "lr": optimizer.param_groups[0]["lr"], "minutes": state["elapsed"] / 60}
-            with open(out / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(entry) + "\n")
-            if val_total <= state["best_val"]:
-                save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
+            # last.pt first: a crash before the log line costs a log line, never a repeated epoch
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
                        out / "last.pt.tmp")
             (out / "last.pt.tmp").replace(last)
+            entry = {"epoch": epoch, "train_loss": float(np.mean(running)), "val": val, "val_total": val_total,
+                     "selected_on": "val" if val else "train", "lr": optimizer.param_groups[0]["lr"],
+                     "minutes": state["elapsed"] / 60}
+            with open(out / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            if improved:
+                save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
     return out / "best.pt"
 
 
