@@ -136,14 +136,48 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
+def _device(world: int, requested: str | None) -> torch.device:
+    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _resume(last: Path, model: GMTNet, optimizer: torch.optim.Optimizer, device: torch.device) -> dict:
+    """Load ``last.pt`` into model and optimizer if it exists; return the loop state."""
+    if not last.exists():
+        return {"epoch": 0, "best_val": math.inf, "elapsed": 0.0}
+    resume = torch.load(last, map_location=device, weights_only=True)
+    model.load_state_dict(resume["model"])
+    optimizer.load_state_dict(resume["optimizer"])
+    return resume["state"]
+
+
+def _train_epoch(
+    trainable: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[np.ndarray],
+    samples: list[Sample], cfg: TrainConfig, device: torch.device, show: bool, epoch: int,
+) -> float:
+    """One pass over ``batches``; return the mean training loss."""
+    trainable.train()
+    model = getattr(trainable, "module", trainable)
+    losses = []
+    for idx in tqdm(batches, desc=f"epoch {epoch}", disable=not show, leave=False):
+        batch = {k: v.to(device) for k, v in collate_samples([samples[i] for i in idx]).items()}
+        loss, _ = multitask_loss(trainable(batch), batch, model.config.elastic_scale, cfg.loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; return the path of the exported best checkpoint."""
     if not Path(cfg.data_dir).is_dir():
         raise FileNotFoundError(f"training data folder not found: {Path(cfg.data_dir).resolve()} (use --data-dir)")
     rank, world = _distributed()
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    device = _device(world, cfg.device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
@@ -152,13 +186,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = GMTNet(model_cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = {"epoch": 0, "best_val": math.inf, "elapsed": 0.0}
-    last = out / "last.pt"
-    if last.exists():
-        resume = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        state = resume["state"]
+    state = _resume(out / "last.pt", model, optimizer, device)
     trainable = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -168,37 +196,32 @@ def train(cfg: TrainConfig) -> Path:
             break
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(epoch, cfg)
-        trainable.train()
         batches = _batches(len(samples["train"]), cfg.batch_size, cfg.seed, epoch)[rank::world]
-        running = []
-        for idx in tqdm(batches, desc=f"epoch {epoch}", disable=rank != 0, leave=False):
-            batch = {k: v.to(device) for k, v in collate_samples([samples["train"][i] for i in idx]).items()}
-            loss, _ = multitask_loss(trainable(batch), batch, model_cfg.elastic_scale, cfg.loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            running.append(float(loss.detach()))
+        train_loss = _train_epoch(trainable, optimizer, batches, samples["train"], cfg, device, rank == 0, epoch)
         val = _evaluate_loss(model, samples["val"], cfg, device)
         # Select on the validation loss; with no validation crystals fall back to the training loss.
-        val_total = float(sum(val.values())) if val else float(np.mean(running))
+        val_total = float(sum(val.values())) if val else train_loss
         if not math.isfinite(val_total):
             val_total = math.inf
         improved = val_total < state["best_val"] or not (out / "best.pt").exists()
         state = {"epoch": epoch + 1, "best_val": min(state["best_val"], val_total), "elapsed": time.time() - start}
         if rank == 0:
-            # last.pt first: a crash before the log line costs a log line, never a repeated epoch
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
-                       out / "last.pt.tmp")
-            (out / "last.pt.tmp").replace(last)
-            entry = {"epoch": epoch, "train_loss": float(np.mean(running)), "val": val, "val_total": val_total,
+            entry = {"epoch": epoch, "train_loss": train_loss, "val": val, "val_total": val_total,
                      "selected_on": "val" if val else "train", "lr": optimizer.param_groups[0]["lr"],
                      "minutes": state["elapsed"] / 60}
-            with open(out / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(entry) + "\n")
+            _record_epoch(out, model, optimizer, state, entry)
             if improved:
                 save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
     return out / "best.pt"
+
+
+def _record_epoch(out: Path, model: GMTNet, optimizer: torch.optim.Optimizer, state: dict, entry: dict) -> None:
+    """Write ``last.pt`` (atomically) and then the log line: a crash never makes an epoch run twice."""
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
+               out / "last.pt.tmp")
+    (out / "last.pt.tmp").replace(out / "last.pt")
+    with open(out / "log.jsonl", "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 def _metadata(cfg: TrainConfig, species: list[int], data_hash: str, entry: dict) -> dict:
