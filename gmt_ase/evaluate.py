@@ -25,15 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gmt_ase.metrics import is_zero, kg_errors, moduli_vrh, stored_array, symmetry_violations, tensor_errors
+from gmt_ase._eval_pairs import _MODEL_OUTPUTS, _collect, _Pairs, _Sample
+from gmt_ase.metrics import is_zero, kg_errors, symmetry_violations, tensor_errors
+from gmt_ase.reports import format_table, parity_plots
 from gmt_ase.symmetry import DEFAULT_SYMPREC
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ __all__ = ["TENSOR_TARGETS", "add_parser", "crystal_system", "evaluate", "format
 
 #: Tensor targets evaluated with :func:`gmt_ase.metrics.tensor_errors`, in report order.
 TENSOR_TARGETS = ("dielectric_electronic", "dielectric_ionic", "dielectric_total", "piezoelectric", "elastic")
-_MODEL_OUTPUTS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 _SYSTEM_BOUNDS = (
     (2, "triclinic"),
     (15, "monoclinic"),
@@ -62,60 +62,6 @@ def crystal_system(space_group_number: int) -> str:
         if 1 <= space_group_number <= upper:
             return name
     raise ValueError(f"space-group number must be in 1..230, got {space_group_number}")
-
-
-@dataclass(frozen=True)
-class _Sample:
-    """One predicted record: ids, symmetry and the float64 Cartesian predictions."""
-
-    record: TensorRecord
-    system: str
-    centrosymmetric: bool
-    operations: np.ndarray
-    pred: dict[str, np.ndarray]
-
-
-@dataclass
-class _Pairs:
-    """Stored-form (true, pred) arrays of one target with their labels."""
-
-    true: list[np.ndarray]
-    pred: list[np.ndarray]
-    material_id: list[str]
-    source: list[str]
-    crystal_system: list[str]
-
-    def add(self, sample: _Sample, true: np.ndarray, pred: np.ndarray) -> None:
-        self.true.append(np.asarray(true, dtype=float))
-        self.pred.append(np.asarray(pred, dtype=float))
-        self.material_id.append(sample.record.material_id)
-        self.source.append(sample.record.source)
-        self.crystal_system.append(sample.system)
-
-    def subset(self, keep: Sequence[bool]) -> _Pairs:
-        def pick(values: list) -> list:
-            return [v for v, k in zip(values, keep, strict=True) if k]
-
-        return _Pairs(*(pick(values) for values in self._fields()))
-
-    def joined(self, other: _Pairs) -> _Pairs:
-        return _Pairs(*(a + b for a, b in zip(self._fields(), other._fields(), strict=True)))
-
-    def _fields(self) -> tuple[list, ...]:
-        return self.true, self.pred, self.material_id, self.source, self.crystal_system
-
-    def as_arrays(self) -> dict[str, Any]:
-        return {
-            "true": np.array(self.true),
-            "pred": np.array(self.pred),
-            "material_id": self.material_id,
-            "source": self.source,
-            "crystal_system": self.crystal_system,
-        }
-
-
-def _new_pairs() -> _Pairs:
-    return _Pairs([], [], [], [], [])
 
 
 def _predict(
@@ -139,51 +85,6 @@ def _predict(
         inversion = bool(np.any(np.all(np.abs(ops + np.eye(3)) < 1e-6, axis=(1, 2))))
         samples.append(_Sample(record, crystal_system(symmetry.space_group_number), inversion, ops, pred))
     return samples, skipped
-
-
-def _collect(samples: Sequence[_Sample]) -> tuple[dict[str, _Pairs], dict[str, _Pairs]]:
-    """Per-target (true, pred) pairs of the tensors and of the (K, G) moduli."""
-    pairs: dict[str, _Pairs] = defaultdict(_new_pairs)
-    for sample in samples:
-        targets, pred = sample.record.targets, sample.pred
-        for name in _MODEL_OUTPUTS:
-            if name in targets:
-                pairs[name].add(sample, stored_array(targets[name]), stored_array(pred[name]))
-        if "dielectric_electronic" in targets and "dielectric_ionic" in targets:
-            true_total = targets["dielectric_electronic"] + targets["dielectric_ionic"]
-            pred_total = pred["dielectric_electronic"] + pred["dielectric_ionic"]
-            pairs["dielectric_total"].add(sample, true_total, pred_total)
-    _add_piezo_zeros(samples, pairs)
-    return dict(pairs), _collect_moduli(samples)
-
-
-def _add_piezo_zeros(samples: Sequence[_Sample], pairs: dict[str, _Pairs]) -> None:
-    """Add one zero-target sample per centrosymmetric material that has no piezoelectric record."""
-    piezo_ids = {s.record.material_id for s in samples if "piezoelectric" in s.record.targets}
-    zeros = _new_pairs()
-    for sample in samples:
-        material_id = sample.record.material_id
-        if sample.centrosymmetric and material_id not in piezo_ids:
-            zeros.add(sample, np.zeros((3, 6)), stored_array(sample.pred["piezoelectric"]))
-            piezo_ids.add(material_id)
-    pairs["piezoelectric_zeros"] = zeros
-
-
-def _collect_moduli(samples: Sequence[_Sample]) -> dict[str, _Pairs]:
-    """(K_VRH, G_VRH) pairs from full elastic targets (``elastic``) and from the binaries' scalars."""
-    moduli: dict[str, _Pairs] = defaultdict(_new_pairs)
-    for sample in samples:
-        targets = sample.record.targets
-        if "elastic" in targets:
-            moduli["elastic"].add(sample, np.array(moduli_vrh(targets["elastic"])), _pred_moduli(sample))
-        elif "k_vrh" in targets and "g_vrh" in targets:
-            true_kg = np.array([float(targets["k_vrh"]), float(targets["g_vrh"])])
-            moduli["elastic_binary"].add(sample, true_kg, _pred_moduli(sample))
-    return dict(moduli)
-
-
-def _pred_moduli(sample: _Sample) -> np.ndarray:
-    return np.array(moduli_vrh(sample.pred["elastic"]))
 
 
 def _stored_moduli(pairs: _Pairs, which: str) -> Any:
@@ -283,86 +184,6 @@ def evaluate(
         "pairs": {name: p.as_arrays() for name, p in pairs.items()},
         "moduli": {name: p.as_arrays() for name, p in moduli.items()},
     }
-
-
-def _parity_axes(ax: Any, true: np.ndarray, pred: np.ndarray, title: str, unit: str) -> None:
-    ax.scatter(true.ravel(), pred.ravel(), s=4, alpha=0.5)
-    both = np.concatenate([true.ravel(), pred.ravel()])
-    low, high = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
-    ax.plot([low, high], [low, high], color="k", linewidth=0.8)
-    suffix = f" ({unit})" if unit else ""
-    ax.set_xlabel(f"DFT{suffix}")
-    ax.set_ylabel(f"predicted{suffix}")
-    ax.set_title(title)
-
-
-def _save_parity(path: Path, panels: list[tuple[np.ndarray, np.ndarray, str, str]]) -> None:
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
-    fig = Figure(figsize=(4.2 * len(panels), 4.0), layout="constrained")
-    for ax, panel in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
-        _parity_axes(ax, *panel)
-    fig.savefig(path, dpi=120)
-
-
-_UNITS = {"piezoelectric": "C/m$^2$", "elastic": "GPa"}
-
-
-def parity_plots(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write one parity plot (PNG) per target of ``results`` (from :func:`evaluate`) into ``out_dir``.
-
-    Tensor plots show every entry of the stored arrays; moduli plots show K_VRH and G_VRH side by side.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, pair in results["pairs"].items():
-        if name == "piezoelectric_zeros" or len(pair["true"]) == 0:
-            continue
-        path = out / f"parity_{name}.png"
-        title = f"{name} (N={len(pair['true'])})"
-        _save_parity(path, [(pair["true"], pair["pred"], title, _UNITS.get(name, ""))])
-        written.append(path)
-    for name, pair in results["moduli"].items():
-        if len(pair["true"]) == 0:
-            continue
-        true, pred = pair["true"], pair["pred"]
-        path = out / f"parity_{name}_kg.png"
-        _save_parity(
-            path,
-            [(true[:, i], pred[:, i], f"{name}: {m} (N={len(true)})", "GPa") for i, m in enumerate(("K_VRH", "G_VRH"))],
-        )
-        written.append(path)
-    return written
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """Format the overall metrics as a short plain-text table."""
-    lines = [f"{'target':<28}{'N':>6}{'Fnorm':>10}{'EwT25':>8}{'EwT10':>8}{'EwT5':>8}{'MAE':>10}"]
-    for name, target in metrics["targets"].items():
-        rows = [(name, target.get("overall"))]
-        if "with_zeros" in target:
-            rows.append((f"{name} (with zeros)", target["with_zeros"]["overall"]))
-        for label, row in rows:
-            if row is not None and "fnorm" in row:
-                lines.append(
-                    f"{label:<28}{row['count']:>6}{row['fnorm']:>10.3f}{100 * row['ewt25']:>7.1f}%"
-                    f"{100 * row['ewt10']:>7.1f}%{100 * row['ewt5']:>7.1f}%{row['mae']:>10.3f}"
-                )
-        if "kg" in target:
-            kg = target["kg"]["overall"]
-            label = f"{name} K/G MAE (GPa)"
-            lines.append(f"{label:<28}{kg['count']:>6}   K {kg['k_vrh_mae']:.2f}, G {kg['g_vrh_mae']:.2f}")
-    violations = sum(metrics["symmetry_violations"].values())
-    skipped = sum(metrics["records"]["skipped"].values())
-    lines.append(f"symmetry violations: {violations}; skipped records: {skipped}")
-    return "\n".join(lines)
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
