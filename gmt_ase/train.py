@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gmt_ase.data import SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
+from gmt_ase.data import ALL_SOURCES, SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
 from gmt_ase.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
 from gmt_ase.model import GMTNet, ModelConfig
@@ -37,6 +37,7 @@ class TrainConfig:
     data_dir: str = "data"
     out_dir: str = "runs/default"
     jarvis_pickles: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=lambda: list(ALL_SOURCES))
     epochs: int = 60
     batch_size: int = 32
     lr: float = 2e-3
@@ -65,7 +66,7 @@ def _log_offsets(samples: list[Sample]) -> dict[str, float]:
 
 def prepare_samples(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, list[Sample]], str, list[int]]:
     """Load, filter and split the records; build graphs. Returns splits, data hash and species."""
-    records = load_records(cfg.data_dir)
+    records = load_records(cfg.data_dir, sources=tuple(cfg.sources))
     for pickle_path in cfg.jarvis_pickles:
         records += read_jarvis_pickle(pickle_path)
     records = [r for r in records if len(r.structure) <= cfg.max_atoms]
@@ -90,7 +91,7 @@ def _cached_samples(
     """
     sources = [Path(cfg.data_dir) / name for name in SOURCE_FILES.values()] + [Path(p) for p in cfg.jarvis_pickles]
     stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources if p.exists()]
-    key = json.dumps(["trusted-piezo-v1", stats, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
+    key = json.dumps(["trusted-piezo-v1", sorted(cfg.sources), stats, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
                       model_cfg.elastic_scale])
     if cache.exists():
         with open(cache, "rb") as handle:
@@ -235,11 +236,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("train", help="train a GMTNet model on tensor data")
     parser.add_argument("--config", help="JSON file with TrainConfig fields (flags override it)")
     for f in fields(TrainConfig):
-        if f.name in ("jarvis_pickles", "model", "loss_weights"):
+        if f.name in ("jarvis_pickles", "model", "loss_weights", "sources"):
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
     parser.add_argument("--jarvis-pickle", dest="jarvis_pickles", action="append", default=None)
+    parser.add_argument("--source", dest="sources", action="append", default=None,
+                        help=f"train on these data sources only (repeat; default all: {', '.join(ALL_SOURCES)})")
     parser.add_argument("--model-json", help="JSON dict of ModelConfig overrides")
     parser.set_defaults(func=_run_from_args)
     return parser
