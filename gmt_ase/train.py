@@ -41,7 +41,8 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 32
     lr: float = 2e-3
-    weight_decay: float = 1e-5
+    weight_decay: float = 1e-2
+    swa_epochs: int = 0
     warmup_epochs: int = 2
     seed: int = 0
     split_seed: int = 0
@@ -188,6 +189,7 @@ def train(cfg: TrainConfig) -> Path:
     model = GMTNet(model_cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = _resume(out / "last.pt", model, optimizer, device)
+    swa = state.get("swa")
     trainable = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -199,13 +201,16 @@ def train(cfg: TrainConfig) -> Path:
             group["lr"] = cfg.lr * _lr_factor(epoch, cfg)
         batches = _batches(len(samples["train"]), cfg.batch_size, cfg.seed, epoch)[rank::world]
         train_loss = _train_epoch(trainable, optimizer, batches, samples["train"], cfg, device, rank == 0, epoch)
+        if epoch >= cfg.epochs - cfg.swa_epochs:
+            swa = _average_into(swa, model)
         val = _evaluate_loss(model, samples["val"], cfg, device)
         # Select on the validation loss; with no validation crystals fall back to the training loss.
         val_total = float(sum(val.values())) if val else train_loss
         if not math.isfinite(val_total):
             val_total = math.inf
         improved = val_total < state["best_val"] or not (out / "best.pt").exists()
-        state = {"epoch": epoch + 1, "best_val": min(state["best_val"], val_total), "elapsed": time.time() - start}
+        state = {"epoch": epoch + 1, "best_val": min(state["best_val"], val_total), "elapsed": time.time() - start,
+                 "swa": swa}
         if rank == 0:
             entry = {"epoch": epoch, "train_loss": train_loss, "val": val, "val_total": val_total,
                      "selected_on": "val" if val else "train", "lr": optimizer.param_groups[0]["lr"],
@@ -213,7 +218,42 @@ def train(cfg: TrainConfig) -> Path:
             _record_epoch(out, model, optimizer, state, entry)
             if improved:
                 save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
+    if swa is not None and rank == 0 and not (out / "swa.pt").exists():
+        _finish_swa(swa, model_cfg, samples["val"], cfg, device, state, (species, data_hash))
     return out / "best.pt"
+
+
+def _average_into(swa: dict | None, model: GMTNet) -> dict:
+    """Add the model's weights to their running mean (stochastic weight averaging, last ``swa_epochs``)."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if swa is None:
+        return {"count": 1, "state": weights}
+    count = swa["count"] + 1
+    for key, value in weights.items():
+        if value.is_floating_point():
+            swa["state"][key] += (value - swa["state"][key]) / count
+    swa["count"] = count
+    return swa
+
+
+def _finish_swa(
+    swa: dict, model_cfg: ModelConfig, val_samples: list[Sample], cfg: TrainConfig, device: torch.device,
+    state: dict, provenance: tuple[list[int], str],
+) -> None:
+    """Export the averaged model as ``swa.pt``; it also becomes ``best.pt`` if its validation loss is lower."""
+    out = Path(cfg.out_dir)
+    averaged = GMTNet(model_cfg).to(device)
+    averaged.load_state_dict(swa["state"])
+    val = _evaluate_loss(averaged, val_samples, cfg, device)
+    val_total = float(sum(val.values())) if val else math.inf
+    entry = {"epoch": f"swa of {swa['count']} epochs", "val": val, "val_total": val_total,
+             "minutes": state["elapsed"] / 60}
+    with open(out / "log.jsonl", "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+    metadata = _metadata(cfg, *provenance, entry)
+    save_checkpoint(out / "swa.pt", averaged, metadata=metadata)
+    if val_total < state["best_val"]:
+        save_checkpoint(out / "best.pt", averaged, metadata=metadata)
 
 
 def _record_epoch(out: Path, model: GMTNet, optimizer: torch.optim.Optimizer, state: dict, entry: dict) -> None:

@@ -400,3 +400,24 @@ def test_every_parameter_gets_a_gradient(two_epoch_run: tuple[TrainConfig, Path]
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
+
+
+def test_stochastic_weight_averaging_exports_the_mean_of_the_last_epochs(tmp_path: Path, tiny_data: Path) -> None:
+    cfg = _config(tiny_data, tmp_path / "swa", epochs=3, swa_epochs=2)
+    snapshots = []
+    original = train_module._train_epoch
+
+    def recording(trainable, *args, **kwargs):
+        loss = original(trainable, *args, **kwargs)
+        snapshots.append({k: v.detach().clone() for k, v in trainable.state_dict().items()})
+        return loss
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "_train_epoch", recording)
+        train(cfg)
+    averaged = load_checkpoint(tmp_path / "swa" / "swa.pt").model.state_dict()
+    for key, value in averaged.items():
+        if value.is_floating_point():
+            expected = 0.5 * (snapshots[1][key] + snapshots[2][key])  # epochs 1 and 2, not epoch 0
+            assert torch.allclose(value, expected, atol=1e-6), key
+    assert _log(tmp_path / "swa")[-1]["epoch"] == "swa of 2 epochs"
