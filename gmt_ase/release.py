@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gmt_ase.io import file_sha256, load_checkpoint
+from gmt_ase.reports import format_table
 
 __all__ = ["write_model_card", "main"]
 
@@ -29,7 +30,9 @@ _LIMITS = [
 ]
 
 
-def write_model_card(checkpoint: Path, metrics: dict[str, Any], out_dir: Path, name: str) -> Path:
+def write_model_card(
+    checkpoint: Path, metrics: dict[str, Any], out_dir: Path, name: str, notes: list[str] | None = None
+) -> Path:
     """Copy ``checkpoint`` to ``out_dir/<name>.pt`` and write its JSON and Markdown model cards."""
     loaded = load_checkpoint(checkpoint)  # refuse to ship anything that does not load
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +54,7 @@ def write_model_card(checkpoint: Path, metrics: dict[str, Any], out_dir: Path, n
         "training": meta.get("training"),
         "validation": meta.get("metrics"),
         "test_metrics": metrics,
+        "notes": list(notes or []),
         "limits": _LIMITS,
         "data": "Materials Project via matminer 0.4.1 (Petousis 2017, de Jong 2015 x2), StrainTensorNet MP "
         "validation set, MatCalc MP binary K/G; CC BY 4.0. See data/README.md.",
@@ -71,9 +75,17 @@ def _markdown(card: dict[str, Any]) -> str:
         f"- data: {card['data']}",
         "",
         "## Test-split metrics",
-        "```json",
-        json.dumps(card["test_metrics"], indent=1)[:6000],
+        "",
+        "Held-out materials (joint split by material id, seed 0); GMTNet protocol: Fnorm = mean Frobenius error of",
+        "the stored 3x3 / 3x6 / 6x6 arrays, EwT_t = share with relative Frobenius error below t. Per crystal",
+        "system and per source: `default.json`.",
+        "",
         "```",
+        format_table(card["test_metrics"]),
+        "```",
+        "",
+        "## Notes",
+        *[f"- {note}" for note in card["notes"]],
         "",
         "## Known limits",
         *[f"- {limit}" for limit in card["limits"]],
@@ -89,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, required=True, help="metrics.json from gmt-ase evaluate")
     parser.add_argument("--name", default="default")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "models")
+    parser.add_argument("--note", action="append", default=None, help="a line for the card (repeatable)")
     args = parser.parse_args(argv)
     metrics = json.loads(args.metrics.read_text())
-    print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name))
+    print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name, args.note))
     return 0
 
 

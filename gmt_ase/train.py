@@ -38,10 +38,10 @@ class TrainConfig:
     out_dir: str = "runs/default"
     jarvis_pickles: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=lambda: list(ALL_SOURCES))
-    epochs: int = 60
+    epochs: int = 120
     batch_size: int = 32
     lr: float = 2e-3
-    weight_decay: float = 1e-2
+    weight_decay: float = 1e-5
     swa_epochs: int = 0
     warmup_epochs: int = 2
     seed: int = 0

@@ -1,0 +1,83 @@
+"""The shipped default model: intact, pinned to its recorded outputs, and physically sensible.
+
+* the model card's sha256 matches the file (loading verifies it) and the card carries its test metrics;
+* a regression pin: outputs on the example crystals equal ``tests/data/shipped_reference.json``
+  (regenerate with ``tests/data/make_shipped_reference.py`` when the model is retrained on purpose);
+* accuracy on held-out crystals: a fixed sample of the test split must reach the accuracy written in the
+  model card (minus a margin for the smaller sample), so a silently broken model cannot pass;
+* textbook physics on the examples: zero piezo for centrosymmetric crystals, nonzero for polar ones,
+  positive-definite stiffness and eps_inf > 1. (Closeness to DFT values is the held-out accuracy test's
+  job; the model card lists known misses such as silicon's eps_inf.)
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from gmt_ase import GMTCalculator
+from gmt_ase.data import load_records, split_by_material
+from gmt_ase.evaluate import evaluate
+from gmt_ase.io import load_checkpoint, resolve_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = json.loads((ROOT / "tests" / "data" / "shipped_reference.json").read_text())
+STRUCTURES = ROOT / "examples" / "structures"
+
+
+@pytest.fixture(scope="module")
+def calc() -> GMTCalculator:
+    return GMTCalculator(model="default", device="cpu", dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads((ROOT / "gmt_ase" / "models" / "default.json").read_text())
+
+
+def test_card_matches_the_shipped_file(card: dict) -> None:
+    path, expected_sha = resolve_model_path("default")
+    loaded = load_checkpoint("default")  # raises CheckpointError on a checksum mismatch
+    assert loaded.sha256 == expected_sha == card["sha256"]
+    assert path.stat().st_size < 10 * 2**20  # a few MB of package data
+    assert sorted(loaded.species) == card["species"]
+    assert {"dielectric_electronic", "elastic", "piezoelectric"} <= set(card["test_metrics"]["targets"])
+
+
+def test_outputs_are_pinned(calc: GMTCalculator) -> None:
+    assert calc.model_info["sha256"] == REFERENCE["sha256"], "shipped model changed: regenerate the reference"
+    for name, expected in REFERENCE["crystals"].items():
+        (result,) = calc.predict([read(STRUCTURES / name)])
+        for key, values in expected.items():
+            np.testing.assert_allclose(getattr(result, key), values, rtol=1e-6, atol=1e-8, err_msg=f"{name} {key}")
+
+
+@pytest.fixture(scope="module")
+def held_out_metrics(calc: GMTCalculator) -> dict:
+    records = load_records(ROOT / "data", sources=("dielectric", "elastic"))
+    test = split_by_material(records)["test"]
+    sample = [r for r in test if r.source == "dielectric"][:40] + [r for r in test if r.source == "elastic"][:40]
+    return evaluate(calc.predictor, sample)["metrics"]["targets"]
+
+
+def test_held_out_accuracy_matches_the_card(held_out_metrics: dict, card: dict) -> None:
+    reported = card["test_metrics"]["targets"]
+    for target in ("dielectric_electronic", "elastic"):
+        measured = held_out_metrics[target]["overall"]["ewt25"]
+        assert measured >= reported[target]["overall"]["ewt25"] - 0.15, target
+    k_mae = held_out_metrics["elastic"]["kg"]["overall"]["k_vrh_mae"]
+    assert k_mae <= 2.0 * reported["elastic"]["kg"]["overall"]["k_vrh_mae"] + 5.0
+
+
+def test_textbook_physics_on_examples(calc: GMTCalculator) -> None:
+    results = {p.name: calc.predict([read(p)])[0] for p in sorted(STRUCTURES.iterdir())}
+    for name, result in results.items():
+        assert result.ok, name
+        assert np.all(np.linalg.eigvalsh(result.dielectric_electronic) > 1.0), name
+        assert result.derived["born_stable"], name
+    for centrosymmetric in ("Si_diamond.cif", "NaCl_rocksalt.cif", "POSCAR_TiO2_rutile"):
+        assert np.abs(results[centrosymmetric].piezoelectric).max() < 1e-12
+    for polar in ("ZnO_wurtzite.vasp", "BaTiO3_P4mm.cif"):
+        assert np.abs(results[polar].piezoelectric).max() > 1e-3
