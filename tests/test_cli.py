@@ -118,7 +118,9 @@ def test_resume_after_a_kill(folder, tiny_model, tmp_path, monkeypatch):
     for new, old in zip(resumed, complete, strict=True):
         assert new["ok"] == old["ok"]
         if new["ok"]:
-            np.testing.assert_allclose(new["elastic"], old["elastic"], rtol=1e-5, atol=1e-8)
+            # float32, different batch composition: compare relative to the tensor's norm
+            error = np.linalg.norm(np.subtract(new["elastic"], old["elastic"]))
+            assert error <= 1e-5 * np.linalg.norm(old["elastic"])
 
 
 def test_csv_output_and_resume(folder, tiny_model, tmp_path, crystals_predicted):
