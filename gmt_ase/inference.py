@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,10 @@ class TensorPredictor:
     ) -> TensorPredictor:
         """Load a shipped model by name (``"default"``) or a checkpoint file by path."""
         loaded = load_checkpoint(model)
-        return cls(loaded.model, loaded.metadata, loaded.sha256, device=device, dtype=dtype)
+        metadata = dict(loaded.metadata)
+        if loaded.path.parent == Path(str(resources.files("gmt_ase.models"))):
+            metadata["name"] = loaded.path.stem  # a shipped model is known by its file name ("default")
+        return cls(loaded.model, metadata, loaded.sha256, device=device, dtype=dtype)
 
     @property
     def card(self) -> dict[str, Any]:

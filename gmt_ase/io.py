@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from gmt_ase._version import __version__
-from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
+from gmt_ase.model import OUTPUT_KEYS, GMTEnsemble, GMTNet, ModelConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "gmt_ase-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional "ensemble_size" (several members under one configuration)
 _REQUIRED_KEYS = ("format", "format_version", "config", "targets", "species", "cutoff", "state_dict")
 
 
@@ -61,7 +61,7 @@ class LoadedCheckpoint:
         Where it was read from.
     """
 
-    def __init__(self, model: GMTNet, metadata: dict[str, Any], sha256: str, path: Path) -> None:
+    def __init__(self, model: GMTNet | GMTEnsemble, metadata: dict[str, Any], sha256: str, path: Path) -> None:
         self.model = model
         self.metadata = metadata
         self.sha256 = sha256
@@ -95,7 +95,7 @@ def library_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def save_checkpoint(path: str | Path, model: GMTNet, *, metadata: dict[str, Any]) -> str:
+def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: dict[str, Any]) -> str:
     """Write ``model`` and ``metadata`` (species, name, version, metrics, data_hash, ...) to ``path``.
 
     Returns
@@ -117,6 +117,7 @@ def save_checkpoint(path: str | Path, model: GMTNet, *, metadata: dict[str, Any]
         "targets": list(OUTPUT_KEYS),
         "species": sorted(int(z) for z in metadata["species"]),
         "cutoff": float(model.config.cutoff),
+        "ensemble_size": len(model.members) if isinstance(model, GMTEnsemble) else 1,
         "library_versions": library_versions(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -162,7 +163,8 @@ def load_checkpoint(model: str | Path = "default", map_location: str | torch.dev
     _check_payload(payload, path)
     try:
         config = ModelConfig.from_dict(payload["config"])
-        net = GMTNet(config)
+        size = int(payload.get("ensemble_size", 1))
+        net = GMTNet(config) if size == 1 else GMTEnsemble(config, size)
         net.load_state_dict(payload["state_dict"], strict=True)
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise CheckpointError(

@@ -35,7 +35,7 @@ from gmt_ase.layers import (
 )
 from gmt_ase.symmetry import reynolds_projection
 
-__all__ = ["ModelConfig", "GMTNet", "OUTPUT_KEYS"]
+__all__ = ["ModelConfig", "GMTEnsemble", "GMTNet", "OUTPUT_KEYS"]
 
 OUTPUT_KEYS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 _DIRECTION_EPS = 1e-3  # below this norm the piezo direction (and so the tensor) fades smoothly to zero
@@ -215,3 +215,24 @@ class GMTNet(nn.Module):
         out["piezoelectric_direction"] = direction
         out["piezoelectric"] = cfg.piezo_scale * torch.exp(log_magnitude)[:, None, None, None] * direction
         return out
+
+
+class GMTEnsemble(nn.Module):
+    """The mean of several :class:`GMTNet` members sharing one configuration.
+
+    Members trained with different seeds, schedules or stopping epochs overfit differently; averaging
+    their outputs reduces that variance. The mean of symmetric (projected) tensors is symmetric and the
+    mean of positive-definite ones is positive definite, so every guarantee of a single member holds.
+    """
+
+    def __init__(self, config: ModelConfig, size: int) -> None:
+        super().__init__()
+        if size < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {size}")
+        self.config = config
+        self.members = nn.ModuleList(GMTNet(config) for _ in range(size))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Average every output of the members."""
+        outputs = [member(batch) for member in self.members]
+        return {key: torch.stack([out[key] for out in outputs]).mean(0) for key in outputs[0]}

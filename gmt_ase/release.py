@@ -1,5 +1,8 @@
 """Ship a trained checkpoint as package data: copy it, record its sha256 and write its model card.
 
+``python -m gmt_ase.release runs/ensemble.pt --combine runs/a/best.pt runs/b/best.pt`` first combines
+several trained models into one ensemble checkpoint (their mean).
+
 ``python -m gmt_ase.release runs/default/best.pt --metrics reports/metrics.json --name default``
 writes ``gmt_ase/models/<name>.pt``, ``<name>.json`` (machine-readable card, read by
 :func:`gmt_ase.io.resolve_model_path`) and ``<name>.md`` (human-readable card).
@@ -14,10 +17,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gmt_ase.io import file_sha256, load_checkpoint
+from gmt_ase.io import file_sha256, load_checkpoint, save_checkpoint
+from gmt_ase.model import GMTEnsemble
 from gmt_ase.reports import format_table
 
-__all__ = ["write_model_card", "main"]
+__all__ = ["combine_checkpoints", "write_model_card", "main"]
 
 _LIMITS = [
     "Trained on ~6k Materials Project PBE tensors (2015-2017 DFPT/finite-strain data): expect errors of "
@@ -65,6 +69,37 @@ def write_model_card(
     return card_path
 
 
+def combine_checkpoints(paths: list[Path], out: Path) -> str:
+    """Write an ensemble checkpoint whose members are the models in ``paths`` (same configuration).
+
+    The ensemble predicts the mean of its members; it supports only the elements every member was
+    trained on. Returns the sha256 of the written file.
+    """
+    loaded = [load_checkpoint(path) for path in paths]
+    configs = {json.dumps(item.metadata["config"], sort_keys=True) for item in loaded}
+    if len(configs) != 1:
+        raise ValueError("ensemble members must share one model configuration")
+    if any(isinstance(item.model, GMTEnsemble) for item in loaded):
+        raise ValueError("ensemble members must be single models")
+    ensemble = GMTEnsemble(loaded[0].model.config, len(loaded))
+    for member, item in zip(ensemble.members, loaded, strict=True):
+        member.load_state_dict(item.model.state_dict())
+    species = sorted(set.intersection(*(set(item.species) for item in loaded)))
+    hashes = sorted({item.metadata.get("data_hash", "") for item in loaded})
+    metadata = {
+        "name": out.stem,
+        "version": "1",
+        "species": species,
+        "data_hash": hashes[0] if len(hashes) == 1 else "+".join(hashes),
+        "metrics": {"members": [item.metadata.get("metrics") for item in loaded]},
+        "training": {"members": [
+            {"file": str(path), "sha256": item.sha256, "training": item.metadata.get("training")}
+            for path, item in zip(paths, loaded, strict=True)
+        ]},
+    }
+    return save_checkpoint(out, ensemble, metadata=metadata)
+
+
 def _markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# gmt_ase model card: `{card['name']}`",
@@ -97,12 +132,18 @@ def _markdown(card: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="gmt_ase.release", description=__doc__)
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics.json from gmt-ase evaluate")
+    parser.add_argument("checkpoint", type=Path, help="model to ship (with --combine: the ensemble file to write)")
+    parser.add_argument("--combine", type=Path, nargs="+", help="write an ensemble of these checkpoints and stop")
+    parser.add_argument("--metrics", type=Path, help="metrics.json from gmt-ase evaluate (required to ship)")
     parser.add_argument("--name", default="default")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "models")
     parser.add_argument("--note", action="append", default=None, help="a line for the card (repeatable)")
     args = parser.parse_args(argv)
+    if args.combine:
+        print(f"{args.checkpoint}: sha256 {combine_checkpoints(args.combine, args.checkpoint)}")
+        return 0
+    if args.metrics is None:
+        parser.error("--metrics is required to ship a model")
     metrics = json.loads(args.metrics.read_text())
     print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name, args.note))
     return 0

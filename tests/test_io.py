@@ -237,3 +237,31 @@ def test_shipped_model_resolves_and_verifies(fake_models: Path) -> None:
 def test_unknown_shipped_model_lists_available(fake_models: Path) -> None:
     with pytest.raises(CheckpointError, match=r"no shipped model named 'other'.*\['bad', 'good'\]"):
         load_checkpoint("other")
+
+
+def test_ensemble_round_trip_predicts_the_mean_of_its_members(tmp_path: Path) -> None:
+    from gmt_ase.release import combine_checkpoints
+
+    members = [make_test_checkpoint(tmp_path / f"m{seed}.pt", seed=seed) for seed in (0, 1)]
+    combine_checkpoints(members, tmp_path / "ensemble.pt")
+    ensemble = load_checkpoint(tmp_path / "ensemble.pt")
+    assert ensemble.metadata["ensemble_size"] == 2
+    atoms = bulk("ZnO", "wurtzite", a=3.25, c=5.2)
+    graph = build_graph(atoms.numbers, atoms.positions, atoms.cell[:], np.eye(3)[None], 5.0)
+    batch = collate([graph])
+    with torch.no_grad():
+        mean = ensemble.model(batch)
+        singles = [load_checkpoint(path).model(batch) for path in members]
+    for key in ("dielectric_electronic", "piezoelectric", "elastic"):
+        torch.testing.assert_close(mean[key], 0.5 * (singles[0][key] + singles[1][key]))
+    assert not torch.allclose(singles[0]["elastic"], singles[1]["elastic"])  # members really differ
+
+
+def test_ensemble_members_must_share_a_configuration(tmp_path: Path) -> None:
+    from gmt_ase.model import GMTNet, ModelConfig
+    from gmt_ase.release import combine_checkpoints
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, GMTNet(ModelConfig(scalar_dim=8)), metadata={"species": [1, 8]})
+    with pytest.raises(ValueError, match="share one model configuration"):
+        combine_checkpoints([make_test_checkpoint(tmp_path / "a.pt"), other], tmp_path / "bad.pt")
