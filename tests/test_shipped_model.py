@@ -81,3 +81,11 @@ def test_textbook_physics_on_examples(calc: GMTCalculator) -> None:
         assert np.abs(results[centrosymmetric].piezoelectric).max() < 1e-12
     for polar in ("ZnO_wurtzite.vasp", "BaTiO3_P4mm.cif"):
         assert np.abs(results[polar].piezoelectric).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_every_shipped_model_loads_by_name_with_its_checksum(name: str) -> None:
+    card = json.loads((ROOT / "gmt_ase" / "models" / f"{name}.json").read_text())
+    calc = GMTCalculator(model=name, device="cpu")
+    assert calc.model_info["name"] == name
+    assert calc.model_info["sha256"] == card["sha256"]
