@@ -14,18 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gmt_ase.derived import DERIVED_UNITS, derived_properties
-from gmt_ase.tensors import full_to_voigt
+from gmt_ase.tensors import TARGETS, full_to_voigt
 
 __all__ = ["TENSOR_UNITS", "PredictionFailure", "TensorPrediction", "prediction_from_cartesian"]
 
-#: Unit of every tensor field ("1" = dimensionless).
-TENSOR_UNITS: dict[str, str] = {
-    "dielectric_electronic": "1",
-    "dielectric_ionic": "1",
-    "dielectric_total": "1",
-    "piezoelectric": "C/m^2",
-    "elastic": "GPa",
-}
+#: Unit of every tensor field ("1" = dimensionless), from the target registry.
+TENSOR_UNITS: dict[str, str] = {name: spec.unit for name, spec in TARGETS.items()}
 _TENSOR_FIELDS = tuple(TENSOR_UNITS)
 
 

@@ -20,7 +20,7 @@ import torch
 
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.symmetry import analyze_symmetry
-from gmt_ase.tensors import mandel_from_full
+from gmt_ase.tensors import TARGETS, mandel_from_full
 
 __all__ = ["LOG_FLOORS", "Sample", "make_sample", "collate_samples", "symmetric_logm", "TARGET_KEYS"]
 
@@ -39,10 +39,7 @@ TARGET_KEYS = (
     "g_vrh",
 )
 _SHAPES = {
-    "dielectric_electronic": (3, 3),
-    "dielectric_ionic": (3, 3),
-    "piezoelectric": (3, 3, 3),
-    "elastic": (3, 3, 3, 3),
+    **{name: TARGETS[name].shape for name in ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")},
     "log_dielectric_electronic": (3, 3),
     "log_dielectric_ionic": (3, 3),
     "log_elastic": (6, 6),
