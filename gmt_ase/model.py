@@ -75,6 +75,10 @@ class ModelConfig:
         Stiffness unit c0 of ``C_Mandel = c0 exp(M)``, GPa.
     piezo_scale
         Scale of the piezoelectric head, C/m^2.
+    element_features
+        Number of element descriptor columns added to the species embedding through a linear map (0: a
+        learned embedding only). The descriptor table is a buffer stored in the checkpoint and filled at
+        training time from :func:`gmt_ase.element_features.element_feature_table`.
     """
 
     cutoff: float = 5.0
@@ -94,6 +98,7 @@ class ModelConfig:
     )
     elastic_scale: float = 100.0
     piezo_scale: float = 1.0
+    element_features: int = 0
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
@@ -135,6 +140,9 @@ class GMTNet(nn.Module):
         self.config = config
         dim = config.scalar_dim
         self.embedding = nn.Embedding(config.num_species, dim)
+        if config.element_features:
+            self.register_buffer("element_table", torch.zeros(config.num_species, config.element_features))
+            self.element_projection = nn.Linear(config.element_features, dim, bias=False)
         self.radial = BesselBasis(config.cutoff, config.num_radial)
         self.invariant = nn.ModuleList(
             InvariantConv(dim, config.num_radial, config.avg_num_neighbors)
@@ -167,6 +175,8 @@ class GMTNet(nn.Module):
         rbf, env = self.radial(r), polynomial_envelope(r, self.config.cutoff)  # (E, R), (E,)
 
         h = self.embedding(batch["numbers"])  # (N, F)
+        if self.config.element_features:
+            h = h + self.element_projection(self.element_table[batch["numbers"]].to(h.dtype))
         for layer in self.invariant:
             h = layer(h, rbf, env, edge_index)
         a = self.density(h, rbf, env, edge_vec, edge_index)  # (N, dim A)

@@ -9,6 +9,7 @@ per epoch in ``log.jsonl``. Runs on CPU, on CUDA when present, and on several GP
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gmt_ase.data import ALL_SOURCES, SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
+from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
 from gmt_ase.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
 from gmt_ase.model import GMTNet, ModelConfig
@@ -32,7 +34,12 @@ __all__ = ["TrainConfig", "add_parser", "main", "prepare_samples", "train"]
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (all JSON-serialisable; saved next to the checkpoints)."""
+    """Settings of one training run (all JSON-serialisable; saved next to the checkpoints).
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (updated every step); the
+    average is what is validated and exported. ``element_features`` adds the element descriptor table of
+    :mod:`gmt_ase.element_features` to the species embedding.
+    """
 
     data_dir: str = "data"
     out_dir: str = "runs/default"
@@ -43,6 +50,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     swa_epochs: int = 0
+    ema_decay: float = 0.0
+    element_features: bool = False
     warmup_epochs: int = 2
     seed: int = 0
     split_seed: int = 0
@@ -145,21 +154,33 @@ def _device(world: int, requested: str | None) -> torch.device:
     return device
 
 
-def _resume(last: Path, model: GMTNet, optimizer: torch.optim.Optimizer, device: torch.device) -> dict:
-    """Load ``last.pt`` into model and optimizer if it exists; return the loop state."""
+def _resume(
+    last: Path, model: GMTNet, optimizer: torch.optim.Optimizer, device: torch.device, ema: GMTNet | None
+) -> dict:
+    """Load ``last.pt`` into model, optimizer and moving average if it exists; return the loop state."""
     if not last.exists():
         return {"epoch": 0, "best_val": math.inf, "elapsed": 0.0}
     resume = torch.load(last, map_location=device, weights_only=True)
     model.load_state_dict(resume["model"])
     optimizer.load_state_dict(resume["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(resume.get("ema", resume["model"]))
     return resume["state"]
+
+
+def _update_ema(ema: GMTNet, model: GMTNet, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for every floating-point parameter."""
+    with torch.no_grad():
+        ema_params = [p for p in ema.parameters()]
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
 
 
 def _train_epoch(
     trainable: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[np.ndarray],
     samples: list[Sample], cfg: TrainConfig, device: torch.device, show: bool, epoch: int,
+    ema: GMTNet | None = None,
 ) -> float:
-    """One pass over ``batches``; return the mean training loss."""
+    """One pass over ``batches`` (updating the moving average ``ema`` if given); return the mean loss."""
     trainable.train()
     model = getattr(trainable, "module", trainable)
     losses = []
@@ -170,6 +191,8 @@ def _train_epoch(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
+        if ema is not None:
+            _update_ema(ema, model, cfg.ema_decay)
         losses.append(float(loss.detach()))
     return float(np.mean(losses))
 
@@ -184,11 +207,19 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     base_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
     samples, data_hash, species = _cached_samples(cfg, base_cfg, out / "samples.pkl")
-    model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "log_offsets": _log_offsets(samples["train"])})
+    model_cfg = ModelConfig.from_dict({
+        **base_cfg.to_dict(), "log_offsets": _log_offsets(samples["train"]),
+        "element_features": len(ELEMENT_FEATURE_NAMES) if cfg.element_features else 0,
+    })
     torch.manual_seed(cfg.seed)
-    model = GMTNet(model_cfg).to(device)
+    model = GMTNet(model_cfg)
+    if cfg.element_features:
+        model.element_table.copy_(torch.as_tensor(element_feature_table(model_cfg.num_species)))
+    model = model.to(device)
+    ema = copy.deepcopy(model) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = _resume(out / "last.pt", model, optimizer, device)
+    state = _resume(out / "last.pt", model, optimizer, device, ema)
+    validated = ema if ema is not None else model
     swa = state.get("swa")
     trainable = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
@@ -200,10 +231,10 @@ def train(cfg: TrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(epoch, cfg)
         batches = _batches(len(samples["train"]), cfg.batch_size, cfg.seed, epoch)[rank::world]
-        train_loss = _train_epoch(trainable, optimizer, batches, samples["train"], cfg, device, rank == 0, epoch)
+        train_loss = _train_epoch(trainable, optimizer, batches, samples["train"], cfg, device, rank == 0, epoch, ema)
         if epoch >= cfg.epochs - cfg.swa_epochs:
-            swa = _average_into(swa, model)
-        val = _evaluate_loss(model, samples["val"], cfg, device)
+            swa = _average_into(swa, validated)
+        val = _evaluate_loss(validated, samples["val"], cfg, device)
         # Select on the validation loss; with no validation crystals fall back to the training loss.
         val_total = float(sum(val.values())) if val else train_loss
         if not math.isfinite(val_total):
@@ -215,9 +246,9 @@ def train(cfg: TrainConfig) -> Path:
             entry = {"epoch": epoch, "train_loss": train_loss, "val": val, "val_total": val_total,
                      "selected_on": "val" if val else "train", "lr": optimizer.param_groups[0]["lr"],
                      "minutes": state["elapsed"] / 60}
-            _record_epoch(out, model, optimizer, state, entry)
+            _record_epoch(out, model, optimizer, state, entry, ema)
             if improved:
-                save_checkpoint(out / "best.pt", model, metadata=_metadata(cfg, species, data_hash, entry))
+                save_checkpoint(out / "best.pt", validated, metadata=_metadata(cfg, species, data_hash, entry))
     if swa is not None and rank == 0 and not (out / "swa.pt").exists():
         _finish_swa(swa, model_cfg, samples["val"], cfg, device, state, (species, data_hash))
     return out / "best.pt"
@@ -256,10 +287,14 @@ def _finish_swa(
         save_checkpoint(out / "best.pt", averaged, metadata=metadata)
 
 
-def _record_epoch(out: Path, model: GMTNet, optimizer: torch.optim.Optimizer, state: dict, entry: dict) -> None:
+def _record_epoch(
+    out: Path, model: GMTNet, optimizer: torch.optim.Optimizer, state: dict, entry: dict, ema: GMTNet | None
+) -> None:
     """Write ``last.pt`` (atomically) and then the log line: a crash never makes an epoch run twice."""
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
-               out / "last.pt.tmp")
+    snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
+    if ema is not None:
+        snapshot["ema"] = ema.state_dict()
+    torch.save(snapshot, out / "last.pt.tmp")
     (out / "last.pt.tmp").replace(out / "last.pt")
     with open(out / "log.jsonl", "a") as handle:
         handle.write(json.dumps(entry) + "\n")
@@ -278,8 +313,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     for f in fields(TrainConfig):
         if f.name in ("jarvis_pickles", "model", "loss_weights", "sources"):
             continue
+        flag = f"--{f.name.replace('_', '-')}"
+        if str(f.type) == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
+        parser.add_argument(flag, dest=f.name, type=kind, default=None)
     parser.add_argument("--jarvis-pickle", dest="jarvis_pickles", action="append", default=None)
     parser.add_argument("--source", dest="sources", action="append", default=None,
                         help=f"train on these data sources only (repeat; default all: {', '.join(ALL_SOURCES)})")

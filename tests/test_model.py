@@ -2,26 +2,31 @@
 
 Equivariance, invariances, exact symmetry, positivity, smoothness at the cutoff and gradient flow.
 
-Two models are tested: the tiny test checkpoint (:func:`gmt_ase.io.make_test_checkpoint`) and a freshly built
-tiny :class:`GMTNet` with a different configuration (other cutoff, widths and depth). Several structures go
+Three models are tested: the tiny test checkpoint (:func:`gmt_ase.io.make_test_checkpoint`), a freshly built
+tiny :class:`GMTNet` with a different configuration (other cutoff, widths and depth) and the same with the
+element descriptor table added to the species embedding. Several structures go
 through one forward call wherever possible, to keep the suite fast.
 
 Measured equivariance errors (worst over 6 random O(3) matrices, rattled triclinic crystal, relative
 Frobenius norm): float32 ~2e-7 for the rank-2 and rank-4 outputs and ~5e-8 C/m^2 absolute for the (small,
-~5e-4 C/m^2) untrained piezoelectric output; float64 ~1e-11 relative. The tolerances below leave margins of
-about 20-100x.
+~5e-4 C/m^2) untrained piezoelectric output; float64 ~1e-11 relative for the rank-2 and rank-4 outputs and
+up to 4e-9 for the piezoelectric one (e3nn's Clebsch-Gordan constants are float32-exact only, and the
+normalisation of a small untrained piezo direction amplifies that). A broken equivariance gives errors of
+order 1. The float32 tolerances leave margins of about 20-100x, the float64 ones about 3x.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 
+from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.inference import CrystalInput, TensorPredictor
 from gmt_ase.io import LoadedCheckpoint, load_checkpoint, make_test_checkpoint
@@ -32,7 +37,7 @@ from gmt_ase.tensors import full_to_voigt, mandel_from_full
 #: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
 # float32: the piezo direction is normalised after the projection, which amplifies rounding ~10x;
 # 1e-4 is e3nn's own float32 equivariance tolerance. float64 stays tight.
-TOLERANCES = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-9, 1e-11)}
+TOLERANCES = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-8, 1e-10)}
 FRESH_CONFIG = ModelConfig(
     cutoff=4.0,
     scalar_dim=8,
@@ -115,12 +120,14 @@ def base_models(loaded_checkpoint: LoadedCheckpoint) -> dict[str, GMTNet]:
     try:
         torch.manual_seed(1)
         fresh = GMTNet(FRESH_CONFIG).eval()
+        with_elements = GMTNet(replace(FRESH_CONFIG, element_features=len(ELEMENT_FEATURE_NAMES))).eval()
+        with_elements.element_table.copy_(torch.as_tensor(element_feature_table(FRESH_CONFIG.num_species)))
     finally:
         torch.random.set_rng_state(generator_state)
-    return {"checkpoint": loaded_checkpoint.model, "fresh": fresh}
+    return {"checkpoint": loaded_checkpoint.model, "fresh": fresh, "fresh_elements": with_elements}
 
 
-@pytest.fixture(scope="module", params=["checkpoint", "fresh"])
+@pytest.fixture(scope="module", params=["checkpoint", "fresh", "fresh_elements"])
 def model_name(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -22,8 +22,10 @@ from pymatgen.analysis.elasticity import ElasticTensor
 
 import gmt_ase.train as train_module
 from gmt_ase.data import SOURCE_FILES, DropReport, dataset_hash, load_records, split_by_material
+from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
 from gmt_ase.io import load_checkpoint
 from gmt_ase.losses import DEFAULT_WEIGHTS, multitask_loss, vrh_moduli
+from gmt_ase.model import GMTNet, ModelConfig
 from gmt_ase.samples import Sample, collate_samples, symmetric_logm
 from gmt_ase.tensors import mandel_from_full, voigt_to_full
 from gmt_ase.train import TrainConfig, main, train
@@ -421,3 +423,42 @@ def test_stochastic_weight_averaging_exports_the_mean_of_the_last_epochs(tmp_pat
             expected = 0.5 * (snapshots[1][key] + snapshots[2][key])  # epochs 1 and 2, not epoch 0
             assert torch.allclose(value, expected, atol=1e-6), key
     assert _log(tmp_path / "swa")[-1]["epoch"] == "swa of 2 epochs"
+
+
+def test_update_ema_is_the_exponential_moving_average() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig.from_dict({**ModelConfig().to_dict(), **TINY_MODEL})
+    model, ema = GMTNet(config), GMTNet(config)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    train_module._update_ema(ema, model, decay=0.75)
+    for (name, value), raw in zip(ema.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(value, 0.75 * before[name] + 0.25 * raw, msg=name)
+
+
+def test_moving_average_and_element_features_are_exported_and_resumed(tmp_path: Path, tiny_data: Path) -> None:
+    settings = {"ema_decay": 0.9, "element_features": True}
+    one, resumed, straight = tmp_path / "one", tmp_path / "resumed", tmp_path / "straight"
+    train(_config(tiny_data, one, epochs=1, **settings))
+    last = torch.load(one / "last.pt", map_location="cpu", weights_only=True)
+    assert not _same_weights(last["ema"], last["model"])  # the average lags the raw weights
+    # the exported model is the moving average, and it carries the element table
+    best = load_checkpoint(one / "best.pt").model
+    assert _same_weights(best.state_dict(), last["ema"])
+    assert best.config.element_features == len(ELEMENT_FEATURE_NAMES)
+    expected_table = torch.as_tensor(element_feature_table(best.config.num_species), dtype=torch.float32)
+    assert torch.equal(best.element_table, expected_table)
+    # resuming restores the average: 1 + 1 epochs end where 2 uninterrupted epochs do
+    shutil.copytree(one, resumed)
+    train(_config(tiny_data, resumed, epochs=2, **settings))
+    train(_config(tiny_data, straight, epochs=2, **settings))
+    after, reference = (torch.load(p / "last.pt", map_location="cpu", weights_only=True) for p in (resumed, straight))
+    assert _same_weights(after["ema"], reference["ema"]) and _same_weights(after["model"], reference["model"])
+
+
+def test_cli_boolean_flags(tmp_path: Path, tiny_data: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["--data-dir", str(tiny_data), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+            "--model-json", json.dumps(TINY_MODEL), "--element-features", "--ema-decay", "0.5"]
+    assert main(args) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["element_features"] is True and saved["ema_decay"] == 0.5
