@@ -12,8 +12,10 @@ Pipeline (each step is exactly O(3)-equivariant):
 
 Positive-definite targets are predicted through a matrix exponential of a symmetric "log" tensor:
 ``eps_inf = 1 + exp(L_e)``, ``eps_ion = exp(L_i)`` and ``C_Mandel = c0 exp(M)``. The exponential commutes
-with rotations, so equivariance and the symmetry projection are kept, while positivity (and Born
-stability of C) holds by construction and the loss can be taken on a relative (log) scale.
+with rotations, so equivariance and the symmetry projection are kept (the exponential of a projected log
+tensor is itself invariant under the point group and needs no second projection; callers re-project the
+float32 outputs in float64), while positivity (and Born stability of C) holds by construction and the
+loss can be taken on a relative (log) scale.
 """
 
 from __future__ import annotations
@@ -206,13 +208,13 @@ class GMTNet(nn.Module):
         for name in ("dielectric_electronic", "dielectric_ionic"):
             log_eps = project(self._cartesian(raw[name], 2)) + cfg.log_offsets[name] * eye3  # (B, 3, 3)
             out[f"log_{name}"] = log_eps
-            eps = torch.linalg.matrix_exp(log_eps)
-            out[name] = project(eps + eye3 if name == "dielectric_electronic" else eps)
+            eps = torch.linalg.matrix_exp(log_eps)  # invariant, like log_eps: exp commutes with rotations
+            out[name] = eps + eye3 if name == "dielectric_electronic" else eps
         log_c = mandel_from_full(project(self._cartesian(raw["elastic"], 4)), mandel)  # (B, 6, 6)
         log_c = log_c + cfg.log_offsets["elastic"] * eye6
         out["log_elastic"] = log_c
         stiffness = cfg.elastic_scale * torch.linalg.matrix_exp(log_c)  # (B, 6, 6) GPa, Mandel
-        out["elastic"] = project(full_from_mandel(stiffness, mandel))  # (B, 3, 3, 3, 3)
+        out["elastic"] = full_from_mandel(stiffness, mandel)  # (B, 3, 3, 3, 3), invariant like log_c
         # Piezo = magnitude (invariant head, log scale) x direction (equivariant head, normalised after the
         # projection). A sign that is hard to tell from the structure then costs the direction loss only,
         # instead of shrinking the whole tensor towards zero; centrosymmetric crystals project to v = 0

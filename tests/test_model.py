@@ -247,6 +247,27 @@ def test_outputs_are_exactly_symmetric(predictions: dict) -> None:
             assert residual < bound, f"{name} {key}: residual {residual:.2e}"
 
 
+def test_network_outputs_are_symmetric_before_any_reprojection(models: dict[torch.dtype, GMTNet]) -> None:
+    """The network itself projects (in float64 here to 1e-12); the predictor's re-projection only removes
+    float32 rounding. Without the in-network projection the outputs would be off by order 1."""
+    import conftest
+
+    structures = [conftest.build_rutile(), conftest.build_wurtzite_zno(), conftest.build_batio3_p4mm()]
+    model = models[torch.float64]
+    graphs, operations = [], []
+    for atoms in structures:
+        ops = analyze_symmetry(rattled(atoms, 1e-4), 1e-2).operations  # the noisy-cell (Weyl) operations
+        graphs.append(build_graph(atoms.numbers, atoms.positions, atoms.cell[:], ops, model.config.cutoff))
+        operations.append(ops)
+    with torch.no_grad():
+        out = model(collate(graphs, torch.float64))
+    for b, ops in enumerate(operations):
+        for key in OUTPUT_KEYS:
+            tensor = out[key][b].numpy()
+            residual = np.linalg.norm(reynolds_projection(tensor, ops) - tensor)
+            assert residual < 1e-12 * max(1.0, np.linalg.norm(tensor)), f"{b} {key}: residual {residual:.2e}"
+
+
 @pytest.mark.parametrize("name", ["rutile", "nacl", "silicon"])
 def test_centrosymmetric_piezo_is_zero(predictions: dict, name: str) -> None:
     out, _ = predictions[name]
