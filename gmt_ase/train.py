@@ -9,7 +9,6 @@ per epoch in ``log.jsonl``. Runs on CPU, on CUDA when present, and on several GP
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -168,6 +167,17 @@ def _resume(
     return resume["state"]
 
 
+def _moving_average_copy(model: GMTNet, device: torch.device) -> GMTNet:
+    """Build a second model with the same weights, for the moving average.
+
+    It is built fresh: a deep copy of e3nn's compiled tensor products would add their constants to the
+    state dict, and the exported checkpoint would no longer load.
+    """
+    ema = GMTNet(model.config).to(device)
+    ema.load_state_dict(model.state_dict())
+    return ema.requires_grad_(False)
+
+
 def _update_ema(ema: GMTNet, model: GMTNet, decay: float) -> None:
     """``ema <- decay * ema + (1 - decay) * model`` for every floating-point parameter."""
     with torch.no_grad():
@@ -216,7 +226,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.element_features:
         model.element_table.copy_(torch.as_tensor(element_feature_table(model_cfg.num_species)))
     model = model.to(device)
-    ema = copy.deepcopy(model) if cfg.ema_decay > 0 else None
+    ema = _moving_average_copy(model, device) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = _resume(out / "last.pt", model, optimizer, device, ema)
     validated = ema if ema is not None else model

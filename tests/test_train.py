@@ -462,3 +462,13 @@ def test_cli_boolean_flags(tmp_path: Path, tiny_data: Path) -> None:
     assert main(args) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["element_features"] is True and saved["ema_decay"] == 0.5
+
+
+def test_moving_average_copy_has_exactly_the_model_state_keys() -> None:
+    """With the shipped architecture a deep copy adds e3nn's compiled constants to the state dict (143 vs
+    123 entries) and the exported checkpoint no longer loads; the moving average must not."""
+    model = GMTNet(ModelConfig())
+    ema = train_module._moving_average_copy(model, torch.device("cpu"))
+    assert ema.state_dict().keys() == model.state_dict().keys()
+    assert _same_weights(ema.state_dict(), model.state_dict())
+    assert not any(p.requires_grad for p in ema.parameters())
