@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gmt_ase.io import file_sha256, load_checkpoint, save_checkpoint
-from gmt_ase.model import GMTEnsemble
+from gmt_ase.model import GMTEnsemble, GMTNet
 from gmt_ase.reports import format_table
 
 __all__ = ["combine_checkpoints", "write_model_card", "main"]
@@ -69,6 +72,30 @@ def write_model_card(
     return card_path
 
 
+def _common_element_features(models: list[GMTNet]) -> list[GMTNet]:
+    """Give members without the element descriptor table the table of those with it, unused.
+
+    A member trained without element features gets the same table and a zero projection: its
+    predictions are exactly unchanged, and the ensemble keeps one configuration for all members.
+    """
+    with_table = [m for m in models if m.config.element_features]
+    if not with_table or len(with_table) == len(models):
+        return models
+    reference = with_table[0]
+    upgraded = []
+    for model in models:
+        if model.config.element_features:
+            upgraded.append(model)
+            continue
+        config = replace(model.config, element_features=reference.config.element_features)
+        member = GMTNet(config)
+        state = {**model.state_dict(), "element_table": reference.element_table.detach().clone(),
+                 "element_projection.weight": torch.zeros_like(reference.element_projection.weight)}
+        member.load_state_dict(state)
+        upgraded.append(member.eval())
+    return upgraded
+
+
 def combine_checkpoints(paths: list[Path], out: Path) -> str:
     """Write an ensemble checkpoint whose members are the models in ``paths`` (same configuration).
 
@@ -76,14 +103,15 @@ def combine_checkpoints(paths: list[Path], out: Path) -> str:
     trained on. Returns the sha256 of the written file.
     """
     loaded = [load_checkpoint(path) for path in paths]
-    configs = {json.dumps(item.metadata["config"], sort_keys=True) for item in loaded}
-    if len(configs) != 1:
-        raise ValueError("ensemble members must share one model configuration")
     if any(isinstance(item.model, GMTEnsemble) for item in loaded):
         raise ValueError("ensemble members must be single models")
-    ensemble = GMTEnsemble(loaded[0].model.config, len(loaded))
-    for member, item in zip(ensemble.members, loaded, strict=True):
-        member.load_state_dict(item.model.state_dict())
+    models = _common_element_features([item.model for item in loaded])
+    configs = {json.dumps(model.config.to_dict(), sort_keys=True) for model in models}
+    if len(configs) != 1:
+        raise ValueError("ensemble members must share one model configuration")
+    ensemble = GMTEnsemble(models[0].config, len(models))
+    for member, model in zip(ensemble.members, models, strict=True):
+        member.load_state_dict(model.state_dict())
     species = sorted(set.intersection(*(set(item.species) for item in loaded)))
     hashes = sorted({item.metadata.get("data_hash", "") for item in loaded})
     metadata = {

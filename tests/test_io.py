@@ -265,3 +265,29 @@ def test_ensemble_members_must_share_a_configuration(tmp_path: Path) -> None:
     save_checkpoint(other, GMTNet(ModelConfig(scalar_dim=8)), metadata={"species": [1, 8]})
     with pytest.raises(ValueError, match="share one model configuration"):
         combine_checkpoints([make_test_checkpoint(tmp_path / "a.pt"), other], tmp_path / "bad.pt")
+
+
+def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -> None:
+    """A member trained without the element table joins with a zero projection: its outputs are unchanged."""
+    from dataclasses import replace
+
+    from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+    from gmt_ase.model import GMTNet
+    from gmt_ase.release import combine_checkpoints
+
+    plain_path = make_test_checkpoint(tmp_path / "plain.pt", seed=0)
+    plain = load_checkpoint(plain_path).model
+    torch.manual_seed(3)
+    with_table = GMTNet(replace(plain.config, element_features=len(ELEMENT_FEATURE_NAMES)))
+    with_table.element_table.copy_(torch.as_tensor(element_feature_table(plain.config.num_species)))
+    table_path = tmp_path / "table.pt"
+    save_checkpoint(table_path, with_table, metadata={"species": range(1, 95)})
+    combine_checkpoints([plain_path, table_path], tmp_path / "mixed.pt")
+    mixed = load_checkpoint(tmp_path / "mixed.pt").model
+    assert all(member.config.element_features == len(ELEMENT_FEATURE_NAMES) for member in mixed.members)
+    atoms = bulk("ZnO", "wurtzite", a=3.25, c=5.2)
+    batch = collate([build_graph(atoms.numbers, atoms.positions, atoms.cell[:], np.eye(3)[None], 5.0)])
+    with torch.no_grad():
+        for key in ("dielectric_electronic", "piezoelectric", "elastic"):
+            torch.testing.assert_close(mixed.members[0](batch)[key], plain(batch)[key], rtol=0, atol=0)
+            torch.testing.assert_close(mixed.members[1](batch)[key], with_table.eval()(batch)[key], rtol=0, atol=0)
