@@ -44,13 +44,13 @@ class TrainConfig:
     out_dir: str = "runs/default"
     jarvis_pickles: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=lambda: list(ALL_SOURCES))
-    epochs: int = 120
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-5
     swa_epochs: int = 0
-    ema_decay: float = 0.0
-    element_features: bool = False
+    ema_decay: float = 0.995
+    element_features: bool = True
     warmup_epochs: int = 2
     seed: int = 0
     split_seed: int = 0

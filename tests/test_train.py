@@ -405,7 +405,7 @@ def test_every_parameter_gets_a_gradient(two_epoch_run: tuple[TrainConfig, Path]
 
 
 def test_stochastic_weight_averaging_exports_the_mean_of_the_last_epochs(tmp_path: Path, tiny_data: Path) -> None:
-    cfg = _config(tiny_data, tmp_path / "swa", epochs=3, swa_epochs=2)
+    cfg = _config(tiny_data, tmp_path / "swa", epochs=3, swa_epochs=2, ema_decay=0.0)
     snapshots = []
     original = train_module._train_epoch
 
