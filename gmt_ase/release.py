@@ -38,9 +38,17 @@ _LIMITS = [
 
 
 def write_model_card(
-    checkpoint: Path, metrics: dict[str, Any], out_dir: Path, name: str, notes: list[str] | None = None
+    checkpoint: Path,
+    metrics: dict[str, Any],
+    out_dir: Path,
+    name: str,
+    notes: list[str] | None = None,
+    version: str | None = None,
 ) -> Path:
-    """Copy ``checkpoint`` to ``out_dir/<name>.pt`` and write its JSON and Markdown model cards."""
+    """Copy ``checkpoint`` to ``out_dir/<name>.pt`` and write its JSON and Markdown model cards.
+
+    ``version`` is the release version of the named model (default: the checkpoint's own).
+    """
     loaded = load_checkpoint(checkpoint)  # refuse to ship anything that does not load
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.pt"
@@ -50,7 +58,7 @@ def write_model_card(
         "name": name,
         "file": target.name,
         "sha256": file_sha256(target),
-        "version": meta.get("version"),
+        "version": version or meta.get("version"),
         "released": date.today().isoformat(),
         "format_version": meta["format_version"],
         "config": meta["config"],
@@ -133,7 +141,8 @@ def _markdown(card: dict[str, Any]) -> str:
         f"# gmt_ase model card: `{card['name']}`",
         "",
         f"- file `{card['file']}`, sha256 `{card['sha256']}`",
-        f"- released {card['released']}, checkpoint format {card['format_version']}, cutoff {card['cutoff']} A",
+        f"- version {card['version']}, released {card['released']}, checkpoint format {card['format_version']}, "
+        f"cutoff {card['cutoff']} A",
         f"- {len(card['species'])} elements: Z = {card['species']}",
         f"- data: {card['data']}",
         "",
@@ -164,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--combine", type=Path, nargs="+", help="write an ensemble of these checkpoints and stop")
     parser.add_argument("--metrics", type=Path, help="metrics.json from gmt-ase evaluate (required to ship)")
     parser.add_argument("--name", default="default")
+    parser.add_argument("--version", default=None, help="release version of the named model")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "models")
     parser.add_argument("--note", action="append", default=None, help="a line for the card (repeatable)")
     args = parser.parse_args(argv)
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics is None:
         parser.error("--metrics is required to ship a model")
     metrics = json.loads(args.metrics.read_text())
-    print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name, args.note))
+    print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name, args.note, args.version))
     return 0
 
 

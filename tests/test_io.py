@@ -291,3 +291,23 @@ def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -
         for key in ("dielectric_electronic", "piezoelectric", "elastic"):
             torch.testing.assert_close(mixed.members[0](batch)[key], plain(batch)[key], rtol=0, atol=0)
             torch.testing.assert_close(mixed.members[1](batch)[key], with_table.eval()(batch)[key], rtol=0, atol=0)
+
+
+def test_model_card_records_checksum_version_and_refuses_broken_checkpoints(tmp_path: Path) -> None:
+    import json
+
+    from gmt_ase.release import write_model_card
+
+    metrics = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/model_report/metrics.json").read_text())
+    source = make_test_checkpoint(tmp_path / "trained.pt")
+    card_path = write_model_card(source, metrics, tmp_path / "models", "demo", ["a note"], version="7")
+    card = json.loads(card_path.read_text())
+    assert card["version"] == "7" and card["notes"] == ["a note"]
+    assert card["sha256"] == file_sha256(tmp_path / "models" / "demo.pt") == file_sha256(source)
+    markdown = (tmp_path / "models" / "demo.md").read_text()
+    assert "- version 7, released" in markdown and card["sha256"] in markdown and "- a note" in markdown
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(source.read_bytes()[:1000])
+    with pytest.raises(CheckpointError):
+        write_model_card(broken, metrics, tmp_path / "models", "broken")
+    assert not (tmp_path / "models" / "broken.pt").exists()
