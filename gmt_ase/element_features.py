@@ -10,10 +10,15 @@ table is computed once at training time and stored in the checkpoint, so inferen
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-__all__ = ["ELEMENT_FEATURE_NAMES", "element_feature_table"]
+if TYPE_CHECKING:
+    from gmt_ase.model import GMTNet
+
+__all__ = ["ELEMENT_FEATURE_NAMES", "element_feature_table", "fill_element_table"]
 
 _BLOCKS = ("s", "p", "d", "f")
 ELEMENT_FEATURE_NAMES: tuple[str, ...] = (
@@ -85,3 +90,14 @@ def element_feature_table(num_species: int) -> np.ndarray:
     std[std == 0] = 1.0
     standard = np.nan_to_num((raw - mean) / std, nan=0.0)
     return np.vstack([np.zeros((1, raw.shape[1])), standard])
+
+
+def fill_element_table(model: GMTNet) -> GMTNet:
+    """Write :func:`element_feature_table` into the model's ``element_table`` buffer (in place).
+
+    The model must have been built with ``element_features == len(ELEMENT_FEATURE_NAMES)``; returns it.
+    """
+    table = element_feature_table(model.config.num_species)
+    with torch.no_grad():
+        model.element_table.copy_(torch.as_tensor(table))
+    return model

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from gmt_ase.data import ALL_SOURCES, SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
 from gmt_ase.model import GMTNet, ModelConfig
@@ -181,8 +181,7 @@ def _moving_average_copy(model: GMTNet, device: torch.device) -> GMTNet:
 def _update_ema(ema: GMTNet, model: GMTNet, decay: float) -> None:
     """``ema <- decay * ema + (1 - decay) * model`` for every floating-point parameter."""
     with torch.no_grad():
-        ema_params = [p for p in ema.parameters()]
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
+        torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
 
 
 def _train_epoch(
@@ -224,7 +223,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = GMTNet(model_cfg)
     if cfg.element_features:
-        model.element_table.copy_(torch.as_tensor(element_feature_table(model_cfg.num_species)))
+        fill_element_table(model)
     model = model.to(device)
     ema = _moving_average_copy(model, device) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -271,15 +271,14 @@ def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -
     """A member trained without the element table joins with a zero projection: its outputs are unchanged."""
     from dataclasses import replace
 
-    from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+    from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
     from gmt_ase.model import GMTNet
     from gmt_ase.release import combine_checkpoints
 
     plain_path = make_test_checkpoint(tmp_path / "plain.pt", seed=0)
     plain = load_checkpoint(plain_path).model
     torch.manual_seed(3)
-    with_table = GMTNet(replace(plain.config, element_features=len(ELEMENT_FEATURE_NAMES)))
-    with_table.element_table.copy_(torch.as_tensor(element_feature_table(plain.config.num_species)))
+    with_table = fill_element_table(GMTNet(replace(plain.config, element_features=len(ELEMENT_FEATURE_NAMES))))
     table_path = tmp_path / "table.pt"
     save_checkpoint(table_path, with_table, metadata={"species": range(1, 95)})
     combine_checkpoints([plain_path, table_path], tmp_path / "mixed.pt")

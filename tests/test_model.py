@@ -26,7 +26,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.inference import CrystalInput, TensorPredictor
 from gmt_ase.io import LoadedCheckpoint, load_checkpoint, make_test_checkpoint
@@ -121,7 +121,7 @@ def base_models(loaded_checkpoint: LoadedCheckpoint) -> dict[str, GMTNet]:
         torch.manual_seed(1)
         fresh = GMTNet(FRESH_CONFIG).eval()
         with_elements = GMTNet(replace(FRESH_CONFIG, element_features=len(ELEMENT_FEATURE_NAMES))).eval()
-        with_elements.element_table.copy_(torch.as_tensor(element_feature_table(FRESH_CONFIG.num_species)))
+        fill_element_table(with_elements)
     finally:
         torch.random.set_rng_state(generator_state)
     return {"checkpoint": loaded_checkpoint.model, "fresh": fresh, "fresh_elements": with_elements}
