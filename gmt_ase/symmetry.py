@@ -24,14 +24,13 @@ the model applies exactly the same operator as the calculator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import spglib
-from spglib import error as spglib_error
+from spglib.error import SpglibError
 
 __all__ = [
     "DEFAULT_SYMPREC",
@@ -43,7 +42,10 @@ __all__ = [
     "symmetrize",
 ]
 
+#: Default spglib distance tolerance in Angstrom (DESIGN.md section 3); every default symprec is this one.
 DEFAULT_SYMPREC = 1e-2
+_MAX_RANK = 4
+_T = TypeVar("_T")
 _INDEX_LETTERS = "ijkl"
 _OUTPUT_LETTERS = "abcd"
 
@@ -147,11 +149,12 @@ def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryIn
     if not symprec > 0:
         raise ValueError(f"symprec must be positive, got {symprec}")
     lattice, scaled, numbers = cell_arrays(atoms)
-    with _spglib_errors_raise(symprec):
-        dataset = spglib.get_symmetry_dataset((lattice, scaled, numbers), symprec=symprec)
-        if dataset is None:
-            raise ValueError(f"spglib symmetry search failed at symprec={symprec} A")
-        database = spglib.get_symmetry_from_database(dataset.hall_number)
+    dataset = _spglib_call(spglib.get_symmetry_dataset, (lattice, scaled, numbers), symprec=symprec)
+    if dataset is None:
+        raise ValueError(f"spglib found no symmetry dataset at symprec={symprec} A (atoms too close?)")
+    database = _spglib_call(spglib.get_symmetry_from_database, dataset.hall_number)
+    if database is None:
+        raise ValueError(f"spglib has no operations for Hall number {dataset.hall_number}")
     # The full point group as integer matrices in the standard conventional basis of the detected setting
     # (never a subgroup, even for a supercell), and that basis built from the input lattice, unidealised
     # and in the input orientation: A_s = A P^-1 with A's columns the input lattice vectors.
@@ -166,23 +169,18 @@ def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryIn
     )
 
 
-@contextmanager
-def _spglib_errors_raise(symprec: float) -> Iterator[None]:
-    """Run spglib with ``OLD_ERROR_HANDLING = False`` and turn its errors into ``ValueError``.
+def _spglib_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+    """Call a spglib function and turn its failures into ``ValueError``; None means "no result".
 
-    With spglib's default (old) error handling every call emits a DeprecationWarning (an error under
-    ``-W error``) and failures come back as None; spglib 3 will raise instead. Setting the flag only
-    for the duration of our own calls (DESIGN.md section 3) silences the warning without changing
-    spglib's behaviour for anyone else; the None checks stay as a fallback.
+    spglib's process-global ``OLD_ERROR_HANDLING`` flag is left alone (flipping it races between
+    threads): with the old handling a failure returns None (and spglib 2.7+ warns with a
+    DeprecationWarning, hidden by Python's default filters); with the new handling (spglib 3, or
+    ``SPGLIB_OLD_ERROR_HANDLING=0``) it raises :class:`spglib.error.SpglibError`. Both are handled here.
     """
-    previous = spglib_error.OLD_ERROR_HANDLING
-    spglib_error.OLD_ERROR_HANDLING = False
     try:
-        yield
-    except spglib_error.SpglibError as exc:
-        raise ValueError(f"spglib symmetry search failed at symprec={symprec} A: {exc}") from exc
-    finally:
-        spglib_error.OLD_ERROR_HANDLING = previous
+        return function(*args, **kwargs)
+    except SpglibError as exc:
+        raise ValueError(f"spglib {function.__name__} failed: {exc}") from exc
 
 
 def _cartesian_operations(rotations: np.ndarray, lattice: np.ndarray) -> np.ndarray:
@@ -205,7 +203,7 @@ def point_group_operations(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> np.n
     return analyze_symmetry(atoms, symprec).operations
 
 
-def reynolds_projection(tensor: Any, operations: Any, weights: Any = None) -> Any:
+def reynolds_projection(tensor: Any, operations: Any, weights: Any = None, *, rank: int | None = None) -> Any:
     """Average a Cartesian tensor over a group of operations acting on every index.
 
     Works on NumPy arrays and torch tensors with any leading batch dimensions.
@@ -213,19 +211,29 @@ def reynolds_projection(tensor: Any, operations: Any, weights: Any = None) -> An
     Parameters
     ----------
     tensor
-        Shape ``(..., 3, ..., 3)`` with rank 1 to 4 trailing Cartesian indices.
+        Shape ``(*batch, 3, ..., 3)`` with ``rank`` trailing Cartesian indices.
     operations
-        Shape ``(..., G, 3, 3)``; the leading dimensions match (or broadcast with) ``tensor``'s.
+        Shape ``(*batch_ops, G, 3, 3)``; ``batch_ops`` broadcasts with ``tensor``'s batch.
     weights
-        Optional ``(..., G)`` weights for padded batches (1 for a real operation, 0 for padding).
+        Optional ``(*batch_ops, G)`` weights for padded batches (1 for a real operation, 0 for padding).
         Without weights every operation counts equally.
+    rank
+        Number of Cartesian indices of one tensor (1 to 4). If omitted, ``tensor`` must have exactly the
+        batch dimensions of ``operations``: ``rank = tensor.ndim - (operations.ndim - 3)``; a (3, 3, 3)
+        array with (G, 3, 3) operations is thus one rank-3 tensor. Pass ``rank`` for a batch of tensors
+        sharing one set of operations (three rank-2 tensors: ``rank=2``).
 
     Returns
     -------
     Same type as ``tensor``
         The projected tensor, same shape.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit ``rank`` or ``rank`` is not 1 to 4.
     """
-    rank = _trailing_rank(tensor, operations)
+    rank = _tensor_rank(tuple(tensor.shape), tuple(operations.shape), rank)
     inp, out = _INDEX_LETTERS[:rank], _OUTPUT_LETTERS[:rank]
     if type(tensor).__module__.startswith("torch"):
         import torch
@@ -247,18 +255,23 @@ def reynolds_projection(tensor: Any, operations: Any, weights: Any = None) -> An
     return (rotated * w).sum(-1 - rank) / w.sum(-1 - rank)
 
 
-def _trailing_rank(tensor: Any, operations: Any) -> int:
-    shape = tuple(tensor.shape)
-    rank = 0
-    while rank < min(4, len(shape)) and shape[len(shape) - 1 - rank] == 3:
-        rank += 1
-    if rank == 0:
-        raise ValueError(f"tensor shape {shape} has no trailing Cartesian (3) indices")
-    if tuple(operations.shape[-2:]) != (3, 3):
-        raise ValueError(f"operations must have shape (..., G, 3, 3), got {tuple(operations.shape)}")
-    batch = len(operations.shape) - 3
-    # A (..., 3, 3) tensor whose batch dimension happens to be 3 is ambiguous: trust the ops' batch.
-    return min(rank, len(shape) - batch)
+def _tensor_rank(shape: tuple[int, ...], ops_shape: tuple[int, ...], rank: int | None) -> int:
+    """Check the shapes of :func:`reynolds_projection`'s arguments and return the tensor rank."""
+    if len(ops_shape) < 3 or ops_shape[-2:] != (3, 3):
+        raise ValueError(f"operations must have shape (..., G, 3, 3), got {ops_shape}")
+    ops_batch = ops_shape[:-3]
+    if rank is None:
+        rank = len(shape) - len(ops_batch)
+        if shape[: len(shape) - rank] != ops_batch:
+            raise ValueError(
+                f"tensor shape {shape} and operations shape {ops_shape} have different batch dimensions: "
+                "pass rank= explicitly"
+            )
+    if not 1 <= rank <= min(_MAX_RANK, len(shape)):
+        raise ValueError(f"rank must be 1 to {_MAX_RANK} and at most the tensor's ndim, got {rank} for {shape}")
+    if any(n != 3 for n in shape[len(shape) - rank :]):
+        raise ValueError(f"tensor shape {shape} does not end in {rank} Cartesian (3) indices")
+    return rank
 
 
 def symmetrize(tensor: np.ndarray, atoms: Any, symprec: float = DEFAULT_SYMPREC) -> np.ndarray:
@@ -281,4 +294,4 @@ def symmetrize(tensor: np.ndarray, atoms: Any, symprec: float = DEFAULT_SYMPREC)
     array = np.asarray(tensor, dtype=float)
     if array.ndim not in (1, 2, 3, 4) or any(n != 3 for n in array.shape):
         raise ValueError(f"expected a full Cartesian tensor of shape (3,)*rank, got {array.shape}")
-    return reynolds_projection(array, point_group_operations(atoms, symprec))
+    return reynolds_projection(array, point_group_operations(atoms, symprec), rank=array.ndim)

@@ -12,6 +12,7 @@ import itertools
 
 import numpy as np
 import pytest
+import spglib
 from ase import Atoms
 from ase.build import make_supercell
 from pymatgen.core import Lattice, Structure
@@ -267,6 +268,64 @@ def test_batched_torch_projection_with_padding_matches_numpy(wurtzite_zno, rutil
     assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 3, 3)
     np.testing.assert_allclose(out.numpy()[0], reynolds_projection(tensors[0], ops_a), atol=1e-12)
     np.testing.assert_allclose(out.numpy()[1], reynolds_projection(tensors[1], ops_b), atol=1e-12)
+
+
+def test_batch_of_rank2_tensors_with_shared_operations_needs_and_uses_rank(rutile):
+    # Three rank-2 tensors stacked as (3, 3, 3) look exactly like one rank-3 tensor: only ``rank`` tells.
+    ops = point_group_operations(rutile)
+    batch = random_tensor(3, 5)  # (3, 3, 3): three (3, 3) tensors
+    projected = reynolds_projection(batch, ops, rank=2)
+    for k in range(3):
+        np.testing.assert_allclose(projected[k], reynolds_projection(batch[k], ops), atol=1e-14)
+    as_rank3 = reynolds_projection(batch, ops)  # no rank: the tensor has the operations' batch (none)
+    assert np.abs(as_rank3 - projected).max() > 1e-2
+    np.testing.assert_allclose(as_rank3, reynolds_projection(batch, ops, rank=3), atol=0)
+
+
+def test_projection_shape_errors(rutile):
+    ops = point_group_operations(rutile)
+    with pytest.raises(ValueError, match="rank="):
+        reynolds_projection(np.zeros((2, 3, 3)), ops[None])  # batch (2,) vs operations' batch (1,)
+    with pytest.raises(ValueError, match="Cartesian"):
+        reynolds_projection(np.zeros((3, 6)), ops)
+    with pytest.raises(ValueError, match="rank must be"):
+        reynolds_projection(np.zeros((3,) * 5), ops)
+    with pytest.raises(ValueError, match="operations"):
+        reynolds_projection(np.zeros((3, 3)), np.zeros((3, 3)))
+    # Explicit rank: a batch broadcasts against unbatched operations (padding weights included).
+    out = reynolds_projection(np.ones((4, 3, 3)), ops, np.ones(len(ops)), rank=2)
+    assert out.shape == (4, 3, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# spglib's error handling: no process-global state is touched, failures are clear ValueErrors
+# --------------------------------------------------------------------------------------------------
+def test_spglib_global_error_flag_is_never_changed(rutile, monkeypatch):
+    seen = []
+    original = spglib.get_symmetry_dataset
+
+    def spy(*args, **kwargs):
+        seen.append(spglib.error.OLD_ERROR_HANDLING)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(spglib.error, "OLD_ERROR_HANDLING", True)
+    monkeypatch.setattr(spglib, "get_symmetry_dataset", spy)
+    assert analyze_symmetry(rutile).point_group == "4/mmm"
+    assert seen == [True] and spglib.error.OLD_ERROR_HANDLING is True
+
+
+@pytest.mark.parametrize("old_handling", ["1", "0"], ids=["returns-None", "raises"])
+def test_spglib_failure_is_a_clear_value_error(monkeypatch, old_handling):
+    monkeypatch.setenv("SPGLIB_OLD_ERROR_HANDLING", old_handling)  # spglib's own, per-process switch
+    too_close = Atoms("H2", positions=[[0, 0, 0], [1e-6, 0, 0]], cell=np.eye(3) * 3, pbc=True)
+    with pytest.raises(ValueError, match="spglib"):
+        analyze_symmetry(too_close)
+
+
+def test_spglib_database_failure_is_a_clear_value_error(rutile, monkeypatch):
+    monkeypatch.setattr(spglib, "get_symmetry_from_database", lambda hall_number: None)
+    with pytest.raises(ValueError, match="Hall number"):
+        analyze_symmetry(rutile)
 
 
 # --------------------------------------------------------------------------------------------------
