@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gmt_ase.metrics import moduli_vrh, stored_array
+from gmt_ase.tensors import MODEL_TARGETS
 
 if TYPE_CHECKING:
     from gmt_ase.data import TensorRecord
 
 #: Tensors the model predicts, as keys of the prediction dicts.
-_MODEL_OUTPUTS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+_MODEL_OUTPUTS = MODEL_TARGETS
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ e3nn's ``CartesianTensor`` builds its change of basis in float64 and then casts 
 dtype, which costs 1e-7 of equivariance in float64 runs. The bases here are assembled from
 ``o3.wigner_3j(..., dtype=float64)``; e3nn's l=1 basis is Cartesian (x, y, z), so the result is exact.
 
-Basis order (the order of the head's output irreps):
+The irreps of each target are those of the registry (:data:`gmt_ase.tensors.TARGETS`); the Mandel weights
+and Voigt pairs come from there too. Basis order (the order of the head's output irreps):
 
 * rank 2, ``ij=ji``: ``0e, 2e``;
 * rank 3, ``ijk=ikj``: ``1o (i x delta_jk), 1o, 2o, 3o`` (index i coupled to the 0e/2e part of jk);
@@ -18,15 +19,18 @@ import math
 import torch
 from e3nn import o3
 
+from gmt_ase.tensors import MANDEL_WEIGHTS, TARGETS, VOIGT_PAIRS
+
 __all__ = [
     "IRREPS",
     "cartesian_basis",
+    "from_mandel",
     "mandel_basis",
-    "full_from_mandel",
-    "mandel_from_full",
+    "to_mandel",
 ]
 
-IRREPS: dict[int, str] = {2: "1x0e+1x2e", 3: "2x1o+1x2o+1x3o", 4: "2x0e+2x2e+1x4e"}
+#: Output irreps of each target rank, from the registry (all rank-2 targets share ``ij=ji``).
+IRREPS: dict[int, str] = {spec.rank: spec.irreps for spec in TARGETS.values()}
 
 
 def _symmetric_basis() -> list[torch.Tensor]:
@@ -69,17 +73,21 @@ def cartesian_basis(rank: int) -> torch.Tensor:
 def mandel_basis() -> torch.Tensor:
     """Orthonormal basis of symmetric 3x3 matrices in Mandel order xx yy zz yz xz xy, shape (6, 3, 3)."""
     basis = torch.zeros(6, 3, 3, dtype=torch.float64)
-    for n, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
-        value = 1.0 if i == j else 1.0 / math.sqrt(2.0)
-        basis[n, i, j] = basis[n, j, i] = value
+    for n, (i, j) in enumerate(VOIGT_PAIRS):
+        # <B_n, T> = w_n T_ij for a symmetric T needs entries 1/w_n (twice, off the diagonal: 2/w_n = w_n).
+        basis[n, i, j] = basis[n, j, i] = 1.0 / float(MANDEL_WEIGHTS[n])
     return basis
 
 
-def mandel_from_full(tensor: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3, 3, 3) stiffness-like tensor -> (..., 6, 6) Mandel matrix."""
+def to_mandel(tensor: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Batched torch (..., 3, 3, 3, 3) stiffness-like tensor -> (..., 6, 6) Mandel matrix.
+
+    ``basis`` is :func:`mandel_basis` (kept by the caller in its dtype and device). The NumPy,
+    single-tensor counterpart is :func:`gmt_ase.tensors.mandel_from_full`.
+    """
     return torch.einsum("Iij,...ijkl,Jkl->...IJ", basis, tensor, basis)
 
 
-def full_from_mandel(mandel: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """(..., 6, 6) Mandel matrix -> (..., 3, 3, 3, 3) tensor."""
+def from_mandel(mandel: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Batched torch (..., 6, 6) Mandel matrix -> (..., 3, 3, 3, 3) tensor (inverse of :func:`to_mandel`)."""
     return torch.einsum("...IJ,Iij,Jkl->...ijkl", mandel, basis, basis)

@@ -36,6 +36,7 @@ from gmt_ase._eval_pairs import _MODEL_OUTPUTS, _collect, _Pairs, _Sample
 from gmt_ase.metrics import is_zero, kg_errors, symmetry_violations, tensor_errors
 from gmt_ase.reports import format_table, parity_plots
 from gmt_ase.symmetry import DEFAULT_SYMPREC
+from gmt_ase.tensors import TARGETS
 
 if TYPE_CHECKING:
     from gmt_ase.data import TensorRecord
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["TENSOR_TARGETS", "add_parser", "crystal_system", "evaluate", "format_table", "main", "parity_plots", "run"]
 
 #: Tensor targets evaluated with :func:`gmt_ase.metrics.tensor_errors`, in report order.
-TENSOR_TARGETS = ("dielectric_electronic", "dielectric_ionic", "dielectric_total", "piezoelectric", "elastic")
+TENSOR_TARGETS = tuple(TARGETS)
 _SYSTEM_BOUNDS = (
     (2, "triclinic"),
     (15, "monoclinic"),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from gmt_ase.tensors import MANDEL_WEIGHTS
+
 __all__ = ["DEFAULT_WEIGHTS", "multitask_loss", "vrh_moduli"]
 
 DEFAULT_WEIGHTS = {
@@ -24,8 +26,9 @@ DEFAULT_WEIGHTS = {
 PIEZO_FLOOR = 1e-3  # C/m^2, smallest target norm taken at face value
 
 
-def _voigt_weights(like: torch.Tensor) -> torch.Tensor:
-    m = torch.tensor([1.0, 1.0, 1.0, 2.0**0.5, 2.0**0.5, 2.0**0.5], dtype=like.dtype, device=like.device)
+def _mandel_factors(like: torch.Tensor) -> torch.Tensor:
+    """``w = m m^T`` (6, 6) with ``m`` the Mandel weights, in the dtype and device of ``like``."""
+    m = torch.as_tensor(MANDEL_WEIGHTS, dtype=like.dtype, device=like.device)  # (6,)
     return torch.outer(m, m)  # (6, 6)
 
 
@@ -35,7 +38,7 @@ def vrh_moduli(log_elastic: torch.Tensor, elastic_scale: float) -> tuple[torch.T
     ``C_Mandel = c0 exp(M)``; Voigt stiffness ``C_V = C_M / w`` and Voigt compliance
     ``S_V = S_M * w`` with ``w = m m^T``, ``m = (1, 1, 1, sqrt2, sqrt2, sqrt2)``.
     """
-    w = _voigt_weights(log_elastic)
+    w = _mandel_factors(log_elastic)
     c = elastic_scale * torch.linalg.matrix_exp(log_elastic) / w  # (B, 6, 6) Voigt stiffness
     s = torch.linalg.matrix_exp(-log_elastic) / elastic_scale * w  # (B, 6, 6) Voigt compliance
 

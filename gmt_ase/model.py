@@ -26,7 +26,8 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gmt_ase.cartesian import IRREPS, cartesian_basis, full_from_mandel, mandel_basis, mandel_from_full
+from gmt_ase._clone import clone_module
+from gmt_ase.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
 from gmt_ase.layers import (
     BesselBasis,
     EquivariantDensity,
@@ -36,10 +37,12 @@ from gmt_ase.layers import (
     scatter_mean,
 )
 from gmt_ase.symmetry import reynolds_projection
+from gmt_ase.tensors import MODEL_TARGETS, TARGETS
 
 __all__ = ["ModelConfig", "GMTEnsemble", "GMTNet", "OUTPUT_KEYS"]
 
-OUTPUT_KEYS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+#: The symmetrised Cartesian tensors of every forward pass (the registry's predicted targets).
+OUTPUT_KEYS = MODEL_TARGETS
 _DIRECTION_EPS = 1e-3  # below this norm the piezo direction (and so the tensor) fades smoothly to zero
 
 
@@ -156,16 +159,12 @@ class GMTNet(nn.Module):
         irreps_node_in = o3.Irreps(f"{dim}x0e") + self.density.irreps_out
         self.many_body = GatedBlock(irreps_node_in, o3.Irreps(config.hidden_irreps), o3.Irreps(config.product_irreps))
         irreps_pooled = self.many_body.irreps_out + o3.Irreps(f"{dim}x0e")
-        self.heads = nn.ModuleDict(
-            {
-                "dielectric_electronic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
-                "dielectric_ionic": _Head(irreps_pooled, config.head_irreps, IRREPS[2]),
-                "piezoelectric": _Head(irreps_pooled, config.head_irreps, IRREPS[3]),
-                "piezoelectric_magnitude": _Head(irreps_pooled, config.head_irreps, "1x0e"),
-                "elastic": _Head(irreps_pooled, config.head_irreps, IRREPS[4]),
-            }
-        )
-        for rank in (2, 3, 4):
+        self.heads = nn.ModuleDict()
+        for name in OUTPUT_KEYS:  # creation order fixes the seeded initialisation: keep it
+            self.heads[name] = _Head(irreps_pooled, config.head_irreps, TARGETS[name].irreps)
+            if name == "piezoelectric":  # the invariant log-magnitude of the piezo tensor
+                self.heads["piezoelectric_magnitude"] = _Head(irreps_pooled, config.head_irreps, "1x0e")
+        for rank in sorted({TARGETS[name].rank for name in OUTPUT_KEYS}):
             self.register_buffer(f"basis_rank{rank}", cartesian_basis(rank), persistent=False)
         self.register_buffer("mandel", mandel_basis(), persistent=False)
 
@@ -201,8 +200,8 @@ class GMTNet(nn.Module):
         eye6 = torch.eye(6, dtype=ops.dtype, device=ops.device)
         mandel = self.mandel.to(ops.dtype)
 
-        def project(t: torch.Tensor) -> torch.Tensor:
-            return reynolds_projection(t, ops, weights)
+        def project(t: torch.Tensor) -> torch.Tensor:  # (B, 3, ..., 3): one tensor per crystal
+            return reynolds_projection(t, ops, weights, rank=t.dim() - 1)
 
         out: dict[str, torch.Tensor] = {}
         for name in ("dielectric_electronic", "dielectric_ionic"):
@@ -210,11 +209,11 @@ class GMTNet(nn.Module):
             out[f"log_{name}"] = log_eps
             eps = torch.linalg.matrix_exp(log_eps)  # invariant, like log_eps: exp commutes with rotations
             out[name] = eps + eye3 if name == "dielectric_electronic" else eps
-        log_c = mandel_from_full(project(self._cartesian(raw["elastic"], 4)), mandel)  # (B, 6, 6)
+        log_c = to_mandel(project(self._cartesian(raw["elastic"], 4)), mandel)  # (B, 6, 6)
         log_c = log_c + cfg.log_offsets["elastic"] * eye6
         out["log_elastic"] = log_c
         stiffness = cfg.elastic_scale * torch.linalg.matrix_exp(log_c)  # (B, 6, 6) GPa, Mandel
-        out["elastic"] = full_from_mandel(stiffness, mandel)  # (B, 3, 3, 3, 3), invariant like log_c
+        out["elastic"] = from_mandel(stiffness, mandel)  # (B, 3, 3, 3, 3), invariant like log_c
         # Piezo = magnitude (invariant head, log scale) x direction (equivariant head, normalised after the
         # projection). A sign that is hard to tell from the structure then costs the direction loss only,
         # instead of shrinking the whole tensor towards zero; centrosymmetric crystals project to v = 0
@@ -242,9 +241,11 @@ class GMTEnsemble(nn.Module):
         if size < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {size}")
         self.config = config
-        self.members = nn.ModuleList(GMTNet(config) for _ in range(size))
+        first = GMTNet(config)  # building e3nn's generated code is most of the cost: do it once
+        self.members = nn.ModuleList([first, *(clone_module(first) for _ in range(size - 1))])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Average every output of the members."""
         outputs = [member(batch) for member in self.members]
         return {key: torch.stack([out[key] for out in outputs]).mean(0) for key in outputs[0]}
+

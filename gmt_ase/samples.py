@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from gmt_ase.graph import CrystalGraph, build_graph, collate
-from gmt_ase.symmetry import analyze_symmetry
-from gmt_ase.tensors import TARGETS, mandel_from_full
+from gmt_ase.symmetry import DEFAULT_SYMPREC, analyze_symmetry
+from gmt_ase.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
 
 __all__ = ["LOG_FLOORS", "Sample", "make_sample", "collate_samples", "symmetric_logm", "TARGET_KEYS"]
 
@@ -28,10 +28,7 @@ __all__ = ["LOG_FLOORS", "Sample", "make_sample", "collate_samples", "symmetric_
 LOG_FLOORS = {"dielectric_electronic": 0.05, "dielectric_ionic": 0.02, "elastic": 0.02}
 #: Every per-sample target key a batch may carry.
 TARGET_KEYS = (
-    "dielectric_electronic",
-    "dielectric_ionic",
-    "piezoelectric",
-    "elastic",
+    *MODEL_TARGETS,
     "log_dielectric_electronic",
     "log_dielectric_ionic",
     "log_elastic",
@@ -39,7 +36,7 @@ TARGET_KEYS = (
     "g_vrh",
 )
 _SHAPES = {
-    **{name: TARGETS[name].shape for name in ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")},
+    **{name: TARGETS[name].shape for name in MODEL_TARGETS},
     "log_dielectric_electronic": (3, 3),
     "log_dielectric_ionic": (3, 3),
     "log_elastic": (6, 6),
@@ -78,7 +75,7 @@ def _with_logs(targets: dict[str, np.ndarray], elastic_scale: float) -> dict[str
     return out
 
 
-def make_sample(record, cutoff: float, elastic_scale: float, symprec: float = 1e-2) -> Sample:
+def make_sample(record, cutoff: float, elastic_scale: float, symprec: float = DEFAULT_SYMPREC) -> Sample:
     """Build a :class:`Sample` from a :class:`gmt_ase.data.TensorRecord`."""
     structure = record.structure
     info = analyze_symmetry(structure, symprec)

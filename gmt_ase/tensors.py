@@ -16,6 +16,8 @@ from typing import Final
 import numpy as np
 
 __all__ = [
+    "MANDEL_WEIGHTS",
+    "MODEL_TARGETS",
     "TARGETS",
     "TargetSpec",
     "VOIGT_PAIRS",
@@ -38,7 +40,10 @@ VASP_TO_VOIGT_COLUMNS: Final[tuple[int, ...]] = (0, 1, 2, 4, 5, 3)
 EV_PER_A3_TO_GPA: Final[float] = 160.21766208
 E_PER_A2_TO_C_PER_M2: Final[float] = 16.021766208
 
-_MANDEL_WEIGHTS = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
+#: Mandel factor of each Voigt index (sqrt2 on shear): ``mandel_I = MANDEL_WEIGHTS[I] * voigt_I`` for a
+#: symmetric matrix, so the 6x6 Mandel form of a stiffness rotates orthogonally. Read-only; the one copy.
+MANDEL_WEIGHTS: Final[np.ndarray] = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
+MANDEL_WEIGHTS.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class TargetSpec:
         Physical unit of the Cartesian tensor.
     voigt_shape
         Shape of the Voigt form.
+    predicted
+        True for the tensors the network outputs (:data:`MODEL_TARGETS`); False for those derived from
+        them (``dielectric_total`` = electronic + ionic).
     """
 
     name: str
@@ -67,6 +75,7 @@ class TargetSpec:
     irreps: str
     unit: str
     voigt_shape: tuple[int, ...]
+    predicted: bool = True
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -79,11 +88,13 @@ TARGETS: Final[dict[str, TargetSpec]] = {
     for spec in (
         TargetSpec("dielectric_electronic", 2, "ij=ji", "0e+2e", "1", (3, 3)),
         TargetSpec("dielectric_ionic", 2, "ij=ji", "0e+2e", "1", (3, 3)),
-        TargetSpec("dielectric_total", 2, "ij=ji", "0e+2e", "1", (3, 3)),
+        TargetSpec("dielectric_total", 2, "ij=ji", "0e+2e", "1", (3, 3), predicted=False),
         TargetSpec("piezoelectric", 3, "ijk=ikj", "2x1o+2o+3o", "C/m^2", (3, 6)),
         TargetSpec("elastic", 4, "ijkl=jikl=klij", "2x0e+2x2e+4e", "GPa", (6, 6)),
     )
 }
+#: The tensors the network predicts, in checkpoint order (a checkpoint's ``targets`` list).
+MODEL_TARGETS: Final[tuple[str, ...]] = tuple(name for name, spec in TARGETS.items() if spec.predicted)
 
 
 def _as_array(tensor: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -173,9 +184,9 @@ def mandel_from_voigt(voigt: np.ndarray) -> np.ndarray:
     """Scale a (6, 6) stiffness or (3, 6) piezo Voigt matrix into Mandel form."""
     v = np.asarray(voigt, dtype=float)
     if v.shape == (6, 6):
-        return v * np.outer(_MANDEL_WEIGHTS, _MANDEL_WEIGHTS)
+        return v * np.outer(MANDEL_WEIGHTS, MANDEL_WEIGHTS)
     if v.shape == (3, 6):
-        return v * _MANDEL_WEIGHTS[None, :]
+        return v * MANDEL_WEIGHTS[None, :]
     raise ValueError(f"expected a (6, 6) or (3, 6) Voigt matrix, got {v.shape}")
 
 
@@ -183,9 +194,9 @@ def voigt_from_mandel(mandel: np.ndarray) -> np.ndarray:
     """Inverse of :func:`mandel_from_voigt`."""
     m = np.asarray(mandel, dtype=float)
     if m.shape == (6, 6):
-        return m / np.outer(_MANDEL_WEIGHTS, _MANDEL_WEIGHTS)
+        return m / np.outer(MANDEL_WEIGHTS, MANDEL_WEIGHTS)
     if m.shape == (3, 6):
-        return m / _MANDEL_WEIGHTS[None, :]
+        return m / MANDEL_WEIGHTS[None, :]
     raise ValueError(f"expected a (6, 6) or (3, 6) Mandel matrix, got {m.shape}")
 
 
