@@ -157,9 +157,9 @@ def batio3_p4mm() -> Atoms:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """Path of a tiny, seeded, untrained checkpoint shared by the tests (fast to load)."""
-    from gmt_ase.io import make_test_checkpoint
+    from gmt_ase.testing import tiny_checkpoint
 
     path = tmp_path_factory.getbasetemp() / "gmt_ase_tiny.pt"
     if not path.exists():
-        make_test_checkpoint(path, seed=0)
+        tiny_checkpoint(path, seed=0)
     return str(path)

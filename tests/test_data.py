@@ -29,6 +29,7 @@ from gmt_ase.data import (
     split_by_material,
 )
 from gmt_ase.jarvis import RestrictedUnpickler
+from gmt_ase.testing import rotate_tensor
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -59,13 +60,6 @@ def _raw(source: str) -> list[dict]:
 
 def _raw_ids(source: str) -> list[str]:
     return [str(r.get("material_id", r.get("mp_id"))) for r in _raw(source)]
-
-
-def _rotate(tensor: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    subscripts = "abcd"[: tensor.ndim]
-    operands = [rotation] * tensor.ndim + [tensor]
-    factors = ",".join(f"{o}{i}" for o, i in zip(subscripts, "ijkl"[: tensor.ndim], strict=True))
-    return np.einsum(f"{factors},{'ijkl'[: tensor.ndim]}->{subscripts}", *operands)
 
 
 def _rz(degrees: float) -> np.ndarray:
@@ -249,7 +243,7 @@ def test_frame_consistency_flags_rotated_tensor(by_id):
         record = by_id[key]
         (tensor,) = record.targets.values()
         assert frame_consistency(record.structure, tensor) < 1e-3
-        assert frame_consistency(record.structure, _rotate(tensor, _rz(30.0))) > LOOSE_RESIDUAL_MAX
+        assert frame_consistency(record.structure, rotate_tensor(tensor, _rz(30.0))) > LOOSE_RESIDUAL_MAX
         assert frame_consistency(record.structure, np.zeros_like(tensor)) == 0.0
 
 
@@ -279,7 +273,7 @@ def test_filter_rules_on_synthetic_files(tmp_path):
     good = next(r for r in _raw("piezoelectric") if r["material_id"] == "mp-34465")
     variants = {"good": good}
     rotated = copy.deepcopy(good)
-    rotated["piezo_full_C_per_m2"] = _rotate(np.array(good["piezo_full_C_per_m2"]), _rz(30.0)).tolist()
+    rotated["piezo_full_C_per_m2"] = rotate_tensor(np.array(good["piezo_full_C_per_m2"]), _rz(30.0)).tolist()
     variants["rotated"] = rotated
     variants["nan"] = copy.deepcopy(good)
     variants["nan"]["piezo_full_C_per_m2"][0][0][0] = float("nan")

@@ -16,6 +16,7 @@ from gmt_ase.derived import (
     piezo_strain_coefficients,
 )
 from gmt_ase.tensors import full_to_voigt, voigt_to_full
+from gmt_ase.testing import rotate_tensor
 
 # ZnO wurtzite, Materials Project mp-2133 (de Jong et al. 2015), IEEE frame.
 ZNO_E = np.array([[0, 0, 0, 0, -0.385, 0], [0, 0, 0, -0.385, 0, 0], [-0.53751, -0.53751, 1.03681, 0, 0, 0]])
@@ -35,13 +36,6 @@ def isotropic_stiffness(lam: float, mu: float) -> np.ndarray:
     c[np.arange(3), np.arange(3)] = lam + 2 * mu
     c[np.arange(3, 6), np.arange(3, 6)] = mu
     return c
-
-
-def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Apply the orthogonal matrix q to every index of a Cartesian tensor."""
-    for axis in range(tensor.ndim):
-        tensor = np.moveaxis(np.tensordot(q, tensor, axes=([1], [axis])), 0, axis)
-    return tensor
 
 
 def test_zno_reference_values():
@@ -120,7 +114,7 @@ def test_longitudinal_maximum_against_brute_force_and_rotations():
         assert value == pytest.approx(brute, abs=2e-3)
         assert np.einsum("ijk,i,j,k->", full, direction, direction, direction) == pytest.approx(value)
         q = Rotation.random(random_state=rng).as_matrix()
-        rotated, _ = longitudinal_piezo_max(full_to_voigt(rotate(full, q)))
+        rotated, _ = longitudinal_piezo_max(full_to_voigt(rotate_tensor(full, q)))
         assert rotated == pytest.approx(value, rel=1e-7)
 
 

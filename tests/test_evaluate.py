@@ -18,7 +18,6 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from gmt_ase import evaluate as ev
 from gmt_ase.data import TensorRecord
 from gmt_ase.inference import CrystalInput, TensorPredictor
-from gmt_ase.io import make_test_checkpoint
 from gmt_ase.metrics import moduli_vrh, tensor_errors
 from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.tensors import voigt_to_full
@@ -65,8 +64,8 @@ def records() -> list[TensorRecord]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_checkpoint(tmp_path_factory.mktemp("evaluate") / "tiny.pt", seed=0)
+def checkpoint(tiny_model: str) -> Path:
+    return Path(tiny_model)
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,11 @@ from ase import Atoms
 from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.inference import CrystalInput, TensorPredictor
-from gmt_ase.io import LoadedCheckpoint, load_checkpoint, make_test_checkpoint
+from gmt_ase.io import LoadedCheckpoint, load_checkpoint
 from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
 from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.tensors import full_to_voigt, mandel_from_full
+from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
 #: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
 # float32: the piezo direction is normalised after the projection, which amplifies rounding ~10x;
@@ -61,28 +62,6 @@ def rattled(atoms: Atoms, stdev: float = 0.05, seed: int = 0) -> Atoms:
     return out
 
 
-def random_orthogonal(seed: int, proper: bool) -> np.ndarray:
-    """Haar-random rotation (``proper``) or rotoreflection (det -1)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if (np.linalg.det(q) > 0) != proper:
-        q = -q
-    return q
-
-
-def transformed(atoms: Atoms, q: np.ndarray) -> Atoms:
-    """The same crystal with positions and cell mapped by the orthogonal matrix ``q``."""
-    out = atoms.copy()
-    out.set_cell(atoms.cell[:] @ q.T, scale_atoms=False)
-    out.positions = atoms.positions @ q.T
-    return out
-
-
-def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Apply ``q`` to every index of a Cartesian tensor."""
-    return reynolds_projection(tensor, q[None])
-
-
 def identity_graph(atoms: Atoms, cutoff: float) -> CrystalGraph:
     """Graph whose only operation is the identity: the model's symmetry projection does nothing."""
     return build_graph(atoms.numbers, atoms.positions, atoms.cell[:], np.eye(3)[None], cutoff)
@@ -105,8 +84,8 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: fl
 
 
 @pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(make_test_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", seed=0))
+def checkpoint_path(tiny_model: str) -> str:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +131,13 @@ def test_o3_equivariance(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms,
     rtol, atol = TOLERANCES[dtype]
     matrices = [random_orthogonal(seed, proper=seed % 2 == 0) for seed in range(4)]
     assert sorted(np.sign(np.linalg.det(q)) for q in matrices) == [-1, -1, 1, 1]  # 2 rotations, 2 reflections
-    structures = [low_symmetry] + [transformed(low_symmetry, q) for q in matrices]
+    structures = [low_symmetry] + [transform_atoms(low_symmetry, q) for q in matrices]
     outputs = run_model(models[dtype], structures, dtype)
     reference = outputs[0]
     assert np.linalg.norm(reference["piezoelectric"]) > 1e-5  # odd output is not trivially zero
     for q, out in zip(matrices, outputs[1:], strict=True):
         for key in OUTPUT_KEYS:
-            expected = rotate(reference[key], q)
+            expected = rotate_tensor(reference[key], q)
             err = assert_close(out[key], expected, rtol, atol, f"{key}, det {np.linalg.det(q):+.0f}")
             # the check is meaningful: the tensor itself moves far more than the tolerance
             bound = max(err, rtol * np.linalg.norm(expected) + atol)

@@ -26,6 +26,8 @@ from gmt_ase.symmetry import (
     reynolds_projection,
     symmetrize,
 )
+from gmt_ase.testing import random_orthogonal, transform_atoms
+from gmt_ase.testing import rotate_tensor as transform
 
 NOISE = 1e-3  # Angstrom, Gaussian noise on every position
 RANKS = (2, 3, 4)
@@ -57,30 +59,6 @@ def rattle(atoms: Atoms, stdev: float, seed: int = 0) -> Atoms:
     noisy.set_cell(noisy.cell[:] + rng.normal(scale=stdev, size=(3, 3)), scale_atoms=True)
     noisy.positions += rng.normal(scale=stdev, size=noisy.positions.shape)
     return noisy
-
-
-def random_orthogonal(seed: int, proper: bool) -> np.ndarray:
-    """Haar-random 3x3 rotation (``proper``) or rotoreflection (det -1)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if (np.linalg.det(q) > 0) != proper:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
-def transform(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Apply ``q`` to every index of a Cartesian tensor (written out, independent of the module)."""
-    out = tensor
-    for axis in range(tensor.ndim):
-        out = np.moveaxis(np.tensordot(q, out, axes=([1], [axis])), 0, axis)
-    return out
-
-
-def transform_atoms(atoms: Atoms, q: np.ndarray) -> Atoms:
-    """The crystal rotated (or mirrored) by ``q``: every Cartesian vector v becomes q @ v."""
-    moved = atoms.copy()
-    moved.set_cell(atoms.cell[:] @ q.T, scale_atoms=True)
-    return moved
 
 
 def random_tensor(rank: int, seed: int = 1) -> np.ndarray:

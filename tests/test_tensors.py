@@ -24,6 +24,7 @@ from gmt_ase.tensors import (
     voigt_from_mandel,
     voigt_to_full,
 )
+from gmt_ase.testing import random_orthogonal, rotate_tensor
 
 #: index permutations that leave each rank's target invariant
 PERMUTATIONS = {
@@ -43,20 +44,6 @@ def random_symmetric(rank: int, seed: int = 0) -> np.ndarray:
             break
         group = new
     return np.mean([t.transpose(p) for p in group], axis=0)
-
-
-def random_rotation(seed: int) -> np.ndarray:
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
-
-
-def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Apply ``q`` to every index of a Cartesian tensor."""
-    out = tensor
-    for axis in range(tensor.ndim):
-        out = np.moveaxis(np.tensordot(q, out, axes=([1], [axis])), 0, axis)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,8 +199,8 @@ def test_mandel_round_trip_of_a_stiffness_tensor():
 
 def test_mandel_matrix_rotates_orthogonally():
     c_full = random_symmetric(4, seed=12)
-    q = random_rotation(13)
-    c_rot = rotate(c_full, q)
+    q = random_orthogonal(13)
+    c_rot = rotate_tensor(c_full, q)
     np.testing.assert_allclose(
         np.linalg.eigvalsh(mandel_from_full(c_rot)), np.linalg.eigvalsh(mandel_from_full(c_full)), atol=1e-12
     )
