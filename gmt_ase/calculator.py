@@ -50,11 +50,17 @@ _PREDICTORS_LOCK = threading.Lock()
 
 
 def _resolve_device(device: Any) -> str:
+    """Return the torch device name, refusing a CUDA device that this torch build or machine lacks."""
     import torch
 
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(torch.device(device))
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        reason = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise ValueError(f"device {str(device)!r} is not available: {reason} (torch {torch.__version__}); "
+                         "use device='cpu' or device=None")
+    return str(resolved)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -65,16 +71,29 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _model_source(model: str | os.PathLike) -> str | Path:
-    """Return an existing file as an absolute ``Path``, anything else as a shipped-model name."""
-    if str(model) == "default":  # the shipped model, even if a file called "default" happens to exist
-        return "default"
-    path = Path(model).expanduser()
-    return path.resolve() if path.is_file() else str(model)
+    """Return a shipped-model name as it is (see :func:`gmt_ase.io.is_model_name`), a path as an absolute ``Path``.
+
+    A bare name such as ``"fast"`` is the shipped model even if a file of that name is in the working
+    directory; ``"./fast"`` or ``Path("fast")`` is the file.
+    """
+    from gmt_ase.io import is_model_name
+
+    if is_model_name(model):
+        return str(model)
+    return Path(model).expanduser().resolve()
+
+
+def _model_parameter(model: str | os.PathLike) -> str:
+    """Return ``model`` as a string that keeps its meaning (``Path("fast")`` becomes ``./fast``)."""
+    text = os.fspath(model)
+    if not isinstance(model, str) and Path(text).name == text:
+        return os.path.join(os.curdir, text)
+    return text
 
 
 def _model_key(source: str | Path) -> tuple[Any, ...]:
-    if isinstance(source, str):
-        return ("shipped", source)
+    if isinstance(source, str) or not source.is_file():  # a missing file fails in the loader, with its message
+        return ("shipped" if isinstance(source, str) else "file", str(source))
     stat = source.stat()  # mtime and size: a rewritten checkpoint at the same path is reloaded, not stale
     return ("file", str(source), stat.st_mtime_ns, stat.st_size)
 
@@ -164,7 +183,7 @@ class GMTCalculator(Calculator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            model=str(model),
+            model=_model_parameter(model),
             device=None if device is None else str(device),
             dtype=_dtype_name(dtype),
             symprec=float(symprec),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from gmt_ase.graph import CrystalGraph, build_graph, collate
-from gmt_ase.io import load_checkpoint
+from gmt_ase.io import checkpoint_card, load_checkpoint
 from gmt_ase.model import OUTPUT_KEYS
 from gmt_ase.symmetry import reynolds_projection
 
@@ -63,6 +63,9 @@ class TensorPredictor:
         Checksum of the checkpoint file.
     device, dtype
         Where and in which precision to run. Nothing global is changed.
+    copy_model
+        Work on a private copy of ``model`` (default), so that moving it to ``device``/``dtype`` never
+        changes the caller's module; ``False`` takes over a module nobody else holds (a fresh load).
     """
 
     def __init__(
@@ -72,11 +75,14 @@ class TensorPredictor:
         sha256: str,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
+        *,
+        copy_model: bool = True,
     ) -> None:
         self.device = torch.device(device) if device is not None else _default_device()
         self.dtype = dtype
         # A private copy: moving the caller's module in place would change it under their feet.
-        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
+        model = copy.deepcopy(model) if copy_model else model
+        self.model = model.to(device=self.device, dtype=dtype).eval()
         self.metadata = metadata
         self.sha256 = sha256
         self.species = frozenset(int(z) for z in metadata["species"])
@@ -94,16 +100,12 @@ class TensorPredictor:
         metadata = dict(loaded.metadata)
         if loaded.path.parent == Path(str(resources.files("gmt_ase.models"))):
             metadata["name"] = loaded.path.stem  # a shipped model is known by its file name ("default")
-        return cls(loaded.model, metadata, loaded.sha256, device=device, dtype=dtype)
+        return cls(loaded.model, metadata, loaded.sha256, device=device, dtype=dtype, copy_model=False)
 
     @property
     def card(self) -> dict[str, Any]:
         """Model card: name, version, checksum, versions, metrics and training details."""
-        keys = ("name", "version", "metrics", "data_hash", "library_versions", "species", "cutoff", "training")
-        card = {k: self.metadata[k] for k in keys if k in self.metadata}
-        card["sha256"] = self.sha256
-        card["gmt_ase_version"] = self.metadata.get("library_versions", {}).get("gmt_ase")
-        return card
+        return checkpoint_card(self.metadata, self.sha256)
 
     def graphs(self, crystals: Sequence[CrystalInput]) -> list[CrystalGraph]:
         """Neighbour graphs at the model's cutoff."""

@@ -29,12 +29,16 @@ __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
     "LoadedCheckpoint",
+    "checkpoint_card",
     "file_sha256",
+    "is_model_name",
     "library_versions",
     "load_checkpoint",
     "make_test_checkpoint",
+    "read_checkpoint_metadata",
     "resolve_model_path",
     "save_checkpoint",
+    "shipped_model_names",
 ]
 
 CHECKPOINT_FORMAT = "gmt_ase-checkpoint"
@@ -128,28 +132,51 @@ def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: 
     return file_sha256(path)
 
 
+def shipped_model_names() -> list[str]:
+    """Names of the models shipped with gmt_ase (``"default"``, ``"fast"``, ...)."""
+    package = resources.files("gmt_ase.models")
+    return sorted(p.name[:-5] for p in package.iterdir() if p.name.endswith(".json"))
+
+
+def is_model_name(model: str | Path) -> bool:
+    """Whether ``model`` is spelled as a model name: a bare word, no folder and no file extension.
+
+    Such a string always means a shipped model, even if a file of that name exists in the working
+    directory (write ``./fast`` for the file).
+    """
+    return isinstance(model, str) and bool(model) and not Path(model).suffix and Path(model).name == model
+
+
+def _shipped_card(name: str) -> dict[str, Any]:
+    card_file = resources.files("gmt_ase.models").joinpath(f"{name}.json")
+    if not card_file.is_file():
+        hint = f" (for the file of that name write ./{name})" if Path(name).is_file() else ""
+        raise CheckpointError(f"no shipped model named {name!r}; available: {shipped_model_names()}{hint}")
+    return json.loads(card_file.read_text())
+
+
 def resolve_model_path(model: str | Path) -> tuple[Path, str | None]:
-    """Return the checkpoint path and its expected sha256 (shipped models only)."""
-    if isinstance(model, str) and not Path(model).suffix and Path(model).name == model and not Path(model).exists():
-        package = resources.files("gmt_ase.models")
-        card_file = package.joinpath(f"{model}.json")
-        if not card_file.is_file():
-            available = sorted(p.name[:-5] for p in package.iterdir() if p.name.endswith(".json"))
-            raise CheckpointError(f"no shipped model named {model!r}; available: {available}")
-        card = json.loads(card_file.read_text())
-        return Path(str(package.joinpath(card["file"]))), card["sha256"]
+    """Return the checkpoint path and its expected sha256 (shipped models only).
+
+    A bare name (see :func:`is_model_name`) is a shipped model; anything else is a path.
+    """
+    if is_model_name(model):
+        card = _shipped_card(str(model))
+        return Path(str(resources.files("gmt_ase.models").joinpath(card["file"]))), card["sha256"]
     return Path(model), None
 
 
-def load_checkpoint(model: str | Path = "default", map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load a shipped model by name or a checkpoint file by path, refusing anything suspicious.
+def checkpoint_card(metadata: dict[str, Any], sha256: str) -> dict[str, Any]:
+    """Model card of a checkpoint: name, version, checksum, library versions, metrics, training details."""
+    keys = ("name", "version", "metrics", "data_hash", "library_versions", "species", "cutoff", "training")
+    card = {k: metadata[k] for k in keys if k in metadata}
+    card["sha256"] = sha256
+    card["gmt_ase_version"] = metadata.get("library_versions", {}).get("gmt_ase")
+    return card
 
-    Raises
-    ------
-    CheckpointError
-        Missing file, checksum mismatch, unreadable/corrupt/truncated file, foreign content, newer
-        format version, or weights that do not match the recorded configuration.
-    """
+
+def _read_payload(model: str | Path, map_location: str | torch.device) -> tuple[dict[str, Any], str, Path]:
+    """Resolve, verify and read a checkpoint without building its network: (payload, sha256, path)."""
     path, expected_sha = resolve_model_path(model)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
@@ -161,6 +188,36 @@ def load_checkpoint(model: str | Path = "default", map_location: str | torch.dev
     except Exception as err:  # torch raises several types for corrupt, truncated or unsafe files
         raise CheckpointError(f"{path} is not a readable gmt_ase checkpoint (corrupt or truncated?): {err}") from err
     _check_payload(payload, path)
+    if expected_sha is not None:  # a shipped model is known by its released name and version (its card)
+        card = _shipped_card(str(model))
+        payload = {**payload, "name": str(model), "version": str(card.get("version", payload.get("version")))}
+    return payload, sha, path
+
+
+def read_checkpoint_metadata(model: str | Path = "default") -> tuple[dict[str, Any], str]:
+    """Verify and read a checkpoint's metadata without building the network: (metadata, sha256).
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`load_checkpoint`, except that weights are not checked against the configuration.
+    """
+    payload, sha, _ = _read_payload(model, "cpu")
+    return {k: v for k, v in payload.items() if k != "state_dict"}, sha
+
+
+def load_checkpoint(model: str | Path = "default", map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load a shipped model by name or a checkpoint file by path, refusing anything suspicious.
+
+    A shipped model's ``name`` and ``version`` in the metadata are those of its release (model card).
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, checksum mismatch, unreadable/corrupt/truncated file, foreign content, newer
+        format version, or weights that do not match the recorded configuration.
+    """
+    payload, sha, path = _read_payload(model, map_location)
     try:
         config = ModelConfig.from_dict(payload["config"])
         size = int(payload.get("ensemble_size", 1))

@@ -328,3 +328,27 @@ def test_voigt_results_round_trip_to_cartesian(calc32, alpha_quartz):
     for name in ("piezoelectric_tensor", "elastic_tensor"):
         voigt = calc32.get_property(name, alpha_quartz)
         np.testing.assert_allclose(full_to_voigt(voigt_to_full(voigt)), voigt, atol=1e-14)
+
+
+def test_cuda_on_a_machine_without_it_is_a_clear_error(tiny_model, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available: .*device='cpu'"):
+        GMTCalculator(model=tiny_model, device="cuda")
+
+
+def test_explicit_paths_and_shipped_names(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(tiny_model, tmp_path / "fast")  # a checkpoint file named like the shipped model
+    assert GMTCalculator(model=Path("fast")).model_info["name"] == "test-tiny"  # a Path is a file
+    assert GMTCalculator(model="./fast").parameters["model"] == "./fast"
+    assert GMTCalculator(model=Path("fast")).parameters["model"] == "./fast"
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "gmt_ase" / "models" / "fast.pt").exists(),
+                    reason="shipped fast model not present")
+def test_a_file_named_fast_does_not_shadow_the_shipped_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_text("not a checkpoint")
+    assert GMTCalculator(model="fast", device="cpu").model_info["name"] == "fast"

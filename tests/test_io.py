@@ -24,7 +24,7 @@ from gmt_ase.io import (
     make_test_checkpoint,
     save_checkpoint,
 )
-from gmt_ase.model import OUTPUT_KEYS
+from gmt_ase.model import OUTPUT_KEYS, GMTNet
 
 MARKER_NAME = "arbitrary-code-ran"
 
@@ -44,8 +44,8 @@ class Malicious:
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_checkpoint(tmp_path_factory.mktemp("io") / "tiny.pt", seed=0)
+def tiny_path(tiny_model: str) -> Path:
+    return Path(tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +310,76 @@ def test_model_card_records_checksum_version_and_refuses_broken_checkpoints(tmp_
     with pytest.raises(CheckpointError):
         write_model_card(broken, metrics, tmp_path / "models", "broken")
     assert not (tmp_path / "models" / "broken.pt").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# start-up cost and name resolution (issue 11)
+# --------------------------------------------------------------------------------------------------
+def test_ensemble_members_are_cheap_independent_copies(loaded: LoadedCheckpoint) -> None:
+    from gmt_ase.model import GMTEnsemble
+
+    built: list[int] = []
+    original = GMTNet.__init__
+
+    def counting(self, config):
+        built.append(1)
+        original(self, config)
+
+    try:
+        GMTNet.__init__ = counting
+        ensemble = GMTEnsemble(loaded.model.config, 3)
+    finally:
+        GMTNet.__init__ = original
+    assert len(built) == 1  # e3nn's code is generated once; the other members are clones
+    pointers = [{p.data_ptr() for p in member.parameters()} for member in ensemble.members]
+    assert not (pointers[0] & pointers[1]) and not (pointers[1] & pointers[2])
+    ensemble.members[1].load_state_dict(loaded.model.state_dict())
+    with torch.no_grad():
+        ensemble.members[0].embedding.weight.add_(1.0)  # changing one member leaves the others alone
+        got, want = outputs(ensemble.members[1].eval()), outputs(loaded.model)
+    for key in OUTPUT_KEYS:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+
+
+def test_loading_a_checkpoint_does_not_copy_the_network(tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gmt_ase.inference
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("deepcopy while loading")
+
+    monkeypatch.setattr(gmt_ase.inference, "copy", SimpleNamespace(deepcopy=refuse))
+    predictor = TensorPredictor.from_checkpoint(str(tiny_path), device="cpu")
+    assert predictor.card["name"] == "test-tiny"
+
+
+def test_metadata_is_read_without_building_the_network(tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self, config):
+        raise AssertionError("network built")
+
+    monkeypatch.setattr(GMTNet, "__init__", refuse)
+    metadata, sha = gmt_io.read_checkpoint_metadata(str(tiny_path))
+    assert sha == file_sha256(tiny_path) and metadata["name"] == "test-tiny" and "state_dict" not in metadata
+    assert gmt_io.checkpoint_card(metadata, sha)["sha256"] == sha
+
+
+def test_a_file_named_like_a_shipped_model_does_not_shadow_it(
+    fake_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good").write_text("not a checkpoint")
+    path, sha = gmt_io.resolve_model_path("good")
+    assert path == fake_models / "good.pt" and sha is not None
+    assert gmt_io.resolve_model_path("./good") == (Path("./good"), None)  # explicit path: the file
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint("./good")
+    (tmp_path / "mine").write_text("x")
+    with pytest.raises(CheckpointError, match=r"no shipped model named 'mine'.*write ./mine"):
+        load_checkpoint("mine")
+
+
+def test_shipped_model_reports_its_release_version(fake_models: Path, tiny_path: Path) -> None:
+    card = json.loads((fake_models / "good.json").read_text())
+    (fake_models / "good.json").write_text(json.dumps({**card, "name": "good", "version": "7"}))
+    assert load_checkpoint("good").metadata["version"] == "7"
+    assert gmt_io.read_checkpoint_metadata("good")[0]["version"] == "7"
+    assert load_checkpoint(str(tiny_path)).metadata["version"] == "0"  # a file by path: its own metadata
