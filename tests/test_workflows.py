@@ -22,7 +22,6 @@ from maggma.stores import MemoryStore  # noqa: E402
 from monty.json import MontyDecoder, MontyEncoder, jsanitize  # noqa: E402
 
 from gmt_ase import GMTCalculator  # noqa: E402
-from gmt_ase.io import make_test_checkpoint  # noqa: E402
 from gmt_ase.workflows import (  # noqa: E402
     EMTElasticMaker,
     PrescreenDocument,
@@ -62,8 +61,8 @@ def emt_structures() -> list[Structure]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return str(make_test_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", seed=0))
+def checkpoint(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
