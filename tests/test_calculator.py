@@ -14,13 +14,14 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from pymatgen.analysis.elasticity.elastic import ElasticTensor
 from pymatgen.analysis.piezo import PiezoTensor
 from pymatgen.core.tensors import Tensor
-from scipy.stats import special_ortho_group
 
 from gmt_ase import GMTCalculator
 from gmt_ase.derived import DERIVED_UNITS
 from gmt_ase.inference import TensorPredictor
 from gmt_ase.io import CheckpointError
-from gmt_ase.tensors import full_to_voigt, voigt_to_full
+from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.tensors import voigt_to_full
+from gmt_ase.testing import assert_equivariant, random_orthogonal, stable_seed
 from gmt_ase.validation import UnsupportedElementError
 
 PROPERTIES = {
@@ -67,13 +68,6 @@ def cartesian_results(calc: GMTCalculator, atoms) -> dict[str, np.ndarray]:
         "piezo": voigt_to_full(calc.get_property("piezoelectric_tensor", atoms)),
         "elastic": voigt_to_full(calc.get_property("elastic_tensor", atoms)),
     }
-
-
-def rotate(tensor: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Apply the orthogonal matrix q to every index of a Cartesian tensor."""
-    for axis in range(tensor.ndim):
-        tensor = np.moveaxis(np.tensordot(q, tensor, axes=([1], [axis])), 0, axis)
-    return tensor
 
 
 def assert_close(a: np.ndarray, b: np.ndarray, rel: float, atol: float = 1e-12) -> None:
@@ -195,13 +189,8 @@ def test_wurtzite_6mm_piezo_form(calc32, wurtzite_zno):
 )
 def test_rotation_and_reflection_equivariance(calc64, request, name, det):
     atoms = request.getfixturevalue(name)
-    q = special_ortho_group.rvs(3, random_state=abs(hash((name, det))) % 2**32) * det
-    moved = atoms.copy()
-    moved.set_cell(atoms.cell[:] @ q.T)
-    moved.positions = atoms.positions @ q.T
-    ref, out = cartesian_results(calc64, atoms), cartesian_results(calc64, moved)
-    for key in ref:
-        assert_close(out[key], rotate(ref[key], q), rel=1e-8)
+    q = random_orthogonal(stable_seed(name, det), proper=det > 0)  # the same matrix on every run
+    assert_equivariant(lambda a: cartesian_results(calc64, a), atoms, [q], rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("reps", [(2, 1, 1), (2, 2, 2)])
@@ -323,11 +312,17 @@ def test_default_model_on_zno(wurtzite_zno, silicon):
     assert 20 < calc.get_derived_properties(silicon)["k_vrh"] < 300
 
 
-def test_voigt_results_round_trip_to_cartesian(calc32, alpha_quartz):
+def test_voigt_results_are_pymatgen_voigt_of_point_group_symmetric_tensors(calc32, alpha_quartz):
+    # Independent of gmt_ase's own conversions: pymatgen reads the Voigt arrays back into full tensors, and
+    # those must obey quartz's point group 32 (a wrong Voigt column order breaks e_11 = -e_12, C_14 = -C_24).
     alpha_quartz.calc = calc32
-    for name in ("piezoelectric_tensor", "elastic_tensor"):
+    ops = analyze_symmetry(alpha_quartz).operations
+    for name, from_voigt in (("piezoelectric_tensor", PiezoTensor), ("elastic_tensor", ElasticTensor)):
         voigt = calc32.get_property(name, alpha_quartz)
-        np.testing.assert_allclose(full_to_voigt(voigt_to_full(voigt)), voigt, atol=1e-14)
+        full = np.asarray(from_voigt.from_voigt(voigt))
+        np.testing.assert_allclose(voigt_to_full(voigt), full, rtol=1e-12, atol=1e-14)
+        assert np.linalg.norm(full) > 1e-6  # quartz is piezoelectric: not trivially symmetric
+        np.testing.assert_allclose(reynolds_projection(full, ops), full, atol=1e-6 * np.abs(full).max())
 
 
 def test_cuda_on_a_machine_without_it_is_a_clear_error(tiny_model, monkeypatch):
