@@ -1,18 +1,15 @@
-"""Files for ``gmt-ase predict``: input discovery and streaming, resumable JSON-lines and CSV output.
+"""Inputs and rows of ``gmt-ase predict``: input discovery and streaming, CSV columns.
 
-Input: files, folders (their structure files, sorted) and glob patterns; every frame of every file is one
-structure with the key ``"<path>@<frame>"``. Output rows are appended and flushed one by one, so a killed
-run leaves at most one partial last line, which :func:`read_done` trims before the run resumes.
+Input: files, folders (their structure files, sorted; subfolders with ``recursive``) and glob patterns;
+every frame of every file is one structure, shown as ``"<path>@<frame>"``. The output file itself is
+handled by :mod:`gmt_ase._cli_output`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import glob
-import json
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +17,16 @@ from gmt_ase.derived import DERIVED_UNITS
 from gmt_ase.results import TENSOR_UNITS
 from gmt_ase.tensors import VOIGT_PAIRS
 
-__all__ = ["csv_columns", "flatten_row", "open_writer", "read_done", "resolve_paths", "stream_structures"]
+__all__ = ["InputItem", "csv_columns", "flatten_row", "resolve_paths", "stream_structures"]
 
 _FORMATS = {".cif": "cif", ".vasp": "vasp", ".poscar": "vasp", ".extxyz": "extxyz", ".xyz": "extxyz"}
 _VASP_NAMES = ("POSCAR", "CONTCAR")
 _AXES = "xyz"
 _VOIGT_LABELS = tuple(_AXES[i] + _AXES[j] for i, j in VOIGT_PAIRS)  # xx yy zz yz xz xy
 _SUFFIX = {"GPa": "_GPa", "C/m^2": "_C_per_m2", "pC/N": "_pC_per_N", "1": "", "bool": ""}
-_META = ("source", "index", "ok", "error_type", "error", "model_sha256",
-         "space_group", "space_group_number", "point_group", "symprec")
+_META = ("source", "index", "ok", "error_type", "error", "model_sha256", "path", "frame", "symprec",
+         "space_group", "space_group_number", "point_group")
+_FORMAT_NAMES = {"cif": "CIF", "vasp": "POSCAR", "extxyz": "extxyz", None: "structure"}
 
 
 def _ase_format(path: Path) -> str | None:
@@ -41,8 +39,24 @@ def _is_structure_file(path: Path) -> bool:
     return path.is_file() and _ase_format(path) is not None
 
 
-def resolve_paths(patterns: Sequence[str]) -> list[Path]:
-    """Expand files, folders (their structure files, sorted) and globs, keeping order and dropping repeats.
+def _folder_files(folder: Path, recursive: bool, notes: list[str]) -> list[Path]:
+    pattern = "**/*" if recursive else "*"
+    found = sorted(p for p in folder.glob(pattern) if _is_structure_file(p))
+    subfolders = [p for p in folder.iterdir() if p.is_dir()] if not recursive else []
+    if subfolders:
+        notes.append(f"{folder}: {len(subfolders)} subfolder(s) not searched (use --recursive)")
+    return found
+
+
+def resolve_paths(patterns: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Expand files, folders and globs, keeping order and dropping repeats; also return notes for the user.
+
+    Parameters
+    ----------
+    patterns
+        Files, folders (their structure files, sorted) or glob patterns (``**`` recurses).
+    recursive
+        Also search the subfolders of folders; without it, a note says how many were not searched.
 
     Raises
     ------
@@ -51,22 +65,55 @@ def resolve_paths(patterns: Sequence[str]) -> list[Path]:
 
     """
     paths: list[Path] = []
+    notes: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if _is_structure_file(p))
+            found = _folder_files(path, recursive, notes)
         elif glob.has_magic(pattern):
             found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
         else:
             found = [path] if path.is_file() else []
         if not found:
-            raise FileNotFoundError(f"no structure files found for {pattern!r}")
+            extra = f" ({notes[-1].split(': ', 1)[1]})" if notes and notes[-1].startswith(f"{path}:") else ""
+            raise FileNotFoundError(f"no structure files found for {pattern!r}{extra}")
         paths.extend(p for p in found if p not in paths)
-    return paths
+    return paths, notes
 
 
-def stream_structures(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
-    """Yield ``(source, Atoms)`` for every frame of every file, ``(source, exception)`` for a bad one.
+@dataclass(frozen=True)
+class InputItem:
+    """One structure of the input stream: where it comes from, and the ``Atoms`` or why it cannot be read."""
+
+    path: Path
+    frame: int
+    structure: Any
+
+    @property
+    def source(self) -> str:
+        """``"<path as given>@<frame>"``, for people."""
+        return f"{self.path}@{self.frame}"
+
+    @property
+    def location(self) -> str:
+        """``"<resolved absolute path>@<frame>"``: the resume key, independent of the working directory."""
+        return f"{self.path.resolve()}@{self.frame}"
+
+
+class StructureReadError(ValueError):
+    """A structure file that cannot be read; the message names the file and what is wrong."""
+
+
+def _read_error(path: Path, fmt: str | None, error: Exception) -> StructureReadError:
+    detail = str(error).strip() or "the file does not parse"
+    if isinstance(error, ValueError) and "broadcast" in detail:
+        detail = f"truncated or malformed (too few lines or numbers): {detail}"
+    what = _FORMAT_NAMES.get(fmt, fmt)
+    return StructureReadError(f"cannot read {path} as a {what} file: {type(error).__name__}: {detail}")
+
+
+def stream_structures(paths: Sequence[Path]) -> Iterator[InputItem]:
+    """Yield an :class:`InputItem` for every frame of every file (a :class:`StructureReadError` for a bad one).
 
     Files are read lazily with ``ase.io.iread``, so multi-frame files never sit in memory whole.
     """
@@ -74,14 +121,15 @@ def stream_structures(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
 
     for path in paths:
         frame = 0
+        fmt = _ase_format(path)
         try:
-            for atoms in ase.io.iread(path, index=":", format=_ase_format(path)):
-                yield f"{path}@{frame}", atoms
+            for atoms in ase.io.iread(path, index=":", format=fmt):
+                yield InputItem(path, frame, atoms)
                 frame += 1
             if frame == 0:
-                raise ValueError("file contains no structures")
+                raise ValueError("the file contains no structures")
         except Exception as error:  # noqa: BLE001 - a bad file becomes one error row, the run goes on
-            yield f"{path}@{frame}", error
+            yield InputItem(path, frame, _read_error(path, fmt, error))
 
 
 def _tensor_columns() -> list[str]:
@@ -116,10 +164,12 @@ def csv_columns() -> list[str]:
 
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     """Flatten a JSON row (see ``TensorPrediction.to_dict``) into CSV columns; missing values stay empty."""
-    flat = {key: row.get(key) for key in _META[:6]}
+    flat = {key: row.get(key) for key in _META[:9]}
+    if isinstance(flat["error"], str):  # one line per CSV record: resume and compaction rely on it
+        flat["error"] = " ".join(flat["error"].splitlines())
     symmetry = row.get("symmetry") or {}
     flat.update(space_group=symmetry.get("space_group_symbol"), space_group_number=symmetry.get(
-        "space_group_number"), point_group=symmetry.get("point_group"), symprec=symmetry.get("symprec"))
+        "space_group_number"), point_group=symmetry.get("point_group"))
     if row.get("ok"):
         values: list[float] = []
         for name in ("dielectric_electronic", "dielectric_ionic", "dielectric_total"):
@@ -134,68 +184,3 @@ def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
                 value = None if value is None else value[k]
             flat[column] = value
     return flat
-
-
-def _trim_partial_line(path: Path) -> None:
-    """Drop a last line without newline (left by a killed run) so that appended rows stay well-formed."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _existing_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(newline="") as handle:
-        if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(handle)
-            if reader.fieldnames and list(reader.fieldnames) != csv_columns():
-                raise SystemExit(f"gmt-ase: {path} has different columns; write to a new file")
-            yield from reader
-            return
-        for line in handle:
-            with contextlib.suppress(json.JSONDecodeError):
-                yield json.loads(line)
-
-
-def read_done(path: Path, model_sha256: str | None) -> set[str]:
-    """Return the sources already in the output (none if it is new), after trimming a partial last line.
-
-    Raises
-    ------
-    SystemExit
-        If the existing rows were written by a different model.
-
-    """
-    if not path.exists():
-        return set()
-    _trim_partial_line(path)
-    done: set[str] = set()
-    for row in _existing_rows(path):
-        sha = row.get("model_sha256") or None
-        if sha != model_sha256:
-            raise SystemExit(f"gmt-ase: {path} holds results of another model (sha256 {sha}); use a new file")
-        done.add(row["source"])
-    return done
-
-
-@contextlib.contextmanager
-def open_writer(path: Path | None) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """Yield ``write(row)`` appending JSON lines (or CSV rows for ``*.csv``) to ``path``, or stdout."""
-    is_csv = path is not None and path.suffix.lower() == ".csv"
-    new_file = path is None or not path.exists() or path.stat().st_size == 0
-    with contextlib.ExitStack() as stack:
-        handle = sys.stdout if path is None else stack.enter_context(path.open("a", newline=""))
-        if is_csv:
-            writer = csv.DictWriter(handle, fieldnames=csv_columns())
-            if new_file:
-                writer.writeheader()
-
-            def write(row: dict[str, Any]) -> None:
-                writer.writerow(flatten_row(row))
-                handle.flush()
-        else:
-
-            def write(row: dict[str, Any]) -> None:
-                handle.write(json.dumps(row) + "\n")
-                handle.flush()
-
-        yield write

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from gmt_ase.inference import TensorPredictor
 
-__all__ = ["GMTCalculator", "clear_predictor_cache", "load_predictor"]
+__all__ = ["GMTCalculator", "clear_predictor_cache", "load_predictor", "resolve_device"]
 
 #: ASE property name -> TensorPrediction field.
 PROPERTY_FIELDS: dict[str, str] = {
@@ -49,7 +49,7 @@ _PREDICTORS: dict[tuple[Any, ...], TensorPredictor] = {}
 _PREDICTORS_LOCK = threading.Lock()
 
 
-def _resolve_device(device: Any) -> str:
+def resolve_device(device: Any) -> str:
     """Return the torch device name, refusing a CUDA device that this torch build or machine lacks."""
     import torch
 
@@ -122,7 +122,7 @@ def load_predictor(
 
     from gmt_ase.inference import TensorPredictor
 
-    device_name, dtype_name = _resolve_device(device), _dtype_name(dtype)
+    device_name, dtype_name = resolve_device(device), _dtype_name(dtype)
     source = _model_source(model)
     key = (*_model_key(source), device_name, dtype_name)
     with _PREDICTORS_LOCK:

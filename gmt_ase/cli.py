@@ -6,8 +6,8 @@ subcommand is invoked, and must define ``add_parser(subparsers) -> argparse.Argu
 
 ``gmt-ase predict`` reads CIF, POSCAR and (multi-frame) extxyz files, folders and globs as a stream, predicts
 ``--batch-size`` structures at a time and appends one row per structure to the output (JSON lines, or CSV
-for a ``.csv`` name). Each row carries a stable key ``source = "<path>@<frame>"``; rerunning the same
-command skips every source already in the output, so an interrupted run resumes without recomputation.
+for a ``.csv`` name). Rerunning the same command resumes: rows already predicted (same input file by its
+absolute path, frame and ``--symprec``) are skipped and failed ones retried (see README, "Command line").
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,19 @@ EXTERNAL_SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DESCRIPTION = "Predict dielectric, piezoelectric and elastic tensors of crystals with gmt_ase's equivariant network."
+EPILOG = """examples:
+  gmt-ase predict structures/ -o results.jsonl     rerun the same command to resume or retry errors
+  gmt-ase info --model fast                         the model card, as JSON
+  gmt-ase train --help                              train a model
+
+exit status of predict: 0 if at least one structure was predicted (or nothing was left to do),
+1 if every structure it tried failed, 2 for bad arguments, inputs, output file or model."""
+
+
+MODEL_HELP = "a shipped model ('default', 'fast') or a checkpoint path (./name for a file named like one)"
+
+
 def _add_predict(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "predict",
@@ -39,18 +51,19 @@ def _add_predict(subparsers: Any) -> None:
         description="Predict dielectric, piezoelectric and elastic tensors (resumable: rerun to continue).",
     )
     parser.add_argument("paths", nargs="+", help="CIF/POSCAR/extxyz files, folders or glob patterns")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also search the subfolders of folders")
     parser.add_argument("-o", "--output", type=Path, help="output .jsonl (default) or .csv; default stdout")
     parser.add_argument("--batch-size", type=int, default=64, help="structures per model call (default 64)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--symprec", type=float, default=1e-2, help="spglib tolerance in A (default 0.01)")
-    parser.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    parser.add_argument("--model", default="default", help=MODEL_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(func=run_predict)
 
 
 def _add_info(subparsers: Any) -> None:
     parser = subparsers.add_parser("info", help="print the model card as JSON")
-    parser.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    parser.add_argument("--model", default="default", help=MODEL_HELP)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.set_defaults(func=run_info)
 
@@ -75,7 +88,8 @@ def _add_external(subparsers: Any, name: str, module_name: str, help_text: str) 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; only the external subcommand named ``command`` is imported."""
-    parser = argparse.ArgumentParser(prog="gmt-ase", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="gmt-ase", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gmt-ase {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_predict(subparsers)
@@ -89,79 +103,54 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print the model card, cutoff and species of ``args.model`` as JSON."""
-    from gmt_ase.calculator import load_predictor
+    """Print the model card, cutoff and species of ``args.model`` as JSON (the network is not built)."""
+    from gmt_ase.io import checkpoint_card, read_checkpoint_metadata
 
-    predictor = load_predictor(args.model, args.device)
-    card = {**predictor.card, "cutoff": float(predictor.cutoff), "species": sorted(predictor.species)}
+    metadata, sha = read_checkpoint_metadata(args.model)
+    card = {**checkpoint_card(metadata, sha), "cutoff": float(metadata["cutoff"]),
+            "species": sorted(int(z) for z in metadata["species"])}
     print(json.dumps(card, indent=2, default=str))
     return 0
 
 
-def _prediction_rows(
-    stream: Iterator[tuple[int, str, Any]], predictor: Any, args: argparse.Namespace, sha: str | None
-) -> Iterator[dict[str, Any]]:
-    """Rows (source, index, model_sha256, result fields) for a stream of (index, source, Atoms | error)."""
-    from gmt_ase.predict import iter_predictions
-
-    while chunk := list(islice(stream, args.batch_size)):
-        good = [item for item in chunk if not isinstance(item[2], Exception)]
-        results = iter_predictions(
-            [atoms for _, _, atoms in good], predictor, symprec=args.symprec, batch_size=args.batch_size
-        )
-        by_index = {index: result.to_dict() for (index, _, _), result in zip(good, results, strict=True)}
-        for index, source, item in chunk:
-            if isinstance(item, Exception):
-                row = {"ok": False, "error_type": type(item).__name__, "error": f"cannot read: {item}"}
-            else:
-                row = by_index[index]
-            yield {**row, "source": source, "index": index, "model_sha256": sha}
-
-
 def run_predict(args: argparse.Namespace) -> int:
-    """Stream structures from ``args.paths`` through the model into ``args.output``; return the exit code."""
-    from tqdm.auto import tqdm
+    """Stream structures from ``args.paths`` through the model into ``args.output``; return the exit code.
 
-    from gmt_ase._cli_io import open_writer, read_done, resolve_paths, stream_structures
-    from gmt_ase.calculator import load_predictor
+    Everything that can be checked (arguments, inputs, output file, device, checkpoint) is checked before
+    the network is built, and the network is built only if some structure is left to predict.
+    """
+    from gmt_ase._cli_output import ResumeState, check_output, read_resume_state
+    from gmt_ase._cli_predict import PredictRun
 
     try:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
-        paths = resolve_paths(args.paths)
-    except (FileNotFoundError, ValueError) as error:
+        if not args.symprec > 0:
+            raise ValueError("--symprec must be positive")
+        paths, notes = resolve_inputs(args)
+        if args.output:
+            check_output(args.output)
+        from gmt_ase.calculator import resolve_device
+        from gmt_ase.io import read_checkpoint_metadata
+
+        device = resolve_device(args.device)
+        metadata, sha = read_checkpoint_metadata(args.model)
+        state = read_resume_state(args.output, sha) if args.output else ResumeState()
+    except (OSError, ValueError) as error:  # OutputError and CheckpointError are ValueErrors
         print(f"gmt-ase: {error}", file=sys.stderr)
         return 2
-    predictor = load_predictor(args.model, args.device)
-    sha = predictor.card.get("sha256")
-    done = read_done(args.output, sha) if args.output else set()
-    counts = {"predicted": 0, "failed": 0, "skipped": 0}
-    pending = _skip_done(stream_structures(paths), done, counts)
-    show_bar = not args.quiet and sys.stderr.isatty()
-    bar = tqdm(disable=not show_bar, unit="structure", file=sys.stderr)
-    with open_writer(args.output) as write, bar:
-        for row in _prediction_rows(pending, predictor, args, sha):
-            write(row)
-            counts["predicted" if row["ok"] else "failed"] += 1
-            bar.update(1)
-    if not args.quiet or counts["failed"]:
-        where = f" (already in {args.output})" if args.output else ""
-        print(
-            f"gmt-ase predict: {counts['predicted']} predicted, {counts['failed']} errors, "
-            f"{counts['skipped']} skipped{where}",
-            file=sys.stderr,
-        )
-    return 0
+    if not args.quiet:
+        for note in notes:
+            print(f"gmt-ase: note: {note}", file=sys.stderr)
+    run = PredictRun(args, device, metadata, sha, state, total_files=len(paths))
+    return run.execute(paths)
 
 
-def _skip_done(
-    stream: Iterator[tuple[str, Any]], done: set[str], counts: dict[str, int]
-) -> Iterator[tuple[int, str, Any]]:
-    for index, (source, item) in enumerate(stream):
-        if source in done:
-            counts["skipped"] += 1
-        else:
-            yield index, source, item
+def resolve_inputs(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """Input files of ``predict`` and notes for the user (see :func:`gmt_ase._cli_io.resolve_paths`)."""
+    from gmt_ase._cli_io import resolve_paths
+
+    return resolve_paths(args.paths, recursive=args.recursive)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except CheckpointError as error:
+    except CheckpointError as error:  # a checkpoint that reads but does not build
         print(f"gmt-ase: {error}", file=sys.stderr)
         return 2
 
