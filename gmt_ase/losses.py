@@ -28,7 +28,7 @@ PIEZO_FLOOR = 1e-3  # C/m^2, smallest target norm taken at face value
 
 def _mandel_factors(like: torch.Tensor) -> torch.Tensor:
     """``w = m m^T`` (6, 6) with ``m`` the Mandel weights, in the dtype and device of ``like``."""
-    m = torch.as_tensor(MANDEL_WEIGHTS, dtype=like.dtype, device=like.device)  # (6,)
+    m = torch.tensor(MANDEL_WEIGHTS.tolist(), dtype=like.dtype, device=like.device)  # (6,)
     return torch.outer(m, m)  # (6, 6)
 
 
