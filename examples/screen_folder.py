@@ -12,6 +12,7 @@ from pathlib import Path
 from ase.io import iread
 
 from gmt_ase import predict_tensors
+from gmt_ase.derived import DERIVED_UNITS
 
 STRUCTURES = Path(__file__).resolve().parent / "structures"
 SUFFIXES = {".cif", ".vasp", ".extxyz"}
@@ -32,6 +33,15 @@ def fmt(value: float | None, spec: str = "8.1f") -> str:
     return format(value, spec) if value is not None else format("-", ">" + spec.split(".")[0])
 
 
+COLUMNS = {"k_vrh": "K_VRH", "g_vrh": "G_VRH", "eps_electronic_mean": "eps_inf", "eij_max": "e_max"}
+
+
+def header() -> str:
+    """Column titles with their units, e.g. ``K_VRH [GPa]`` (dimensionless quantities carry ``[-]``)."""
+    titles = [f"{title} [{DERIVED_UNITS[key] if DERIVED_UNITS[key] != '1' else '-'}]" for key, title in COLUMNS.items()]
+    return f"{'structure':32s} {'space group':>12s} " + " ".join(f"{t:>13s}" for t in titles)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=STRUCTURES)
@@ -41,7 +51,7 @@ def main() -> None:
 
     names, structures = read_folder(args.folder)
     results = predict_tensors(structures, model=args.model)
-    print(f"{'structure':32s} {'space group':>12s} {'K_VRH':>8s} {'G_VRH':>8s} {'eps_inf':>8s} {'e_max':>8s}")
+    print(header())
     selected = []
     for name, result in zip(names, results, strict=True):
         if not result.ok:
@@ -49,8 +59,8 @@ def main() -> None:
             continue
         d = result.derived
         print(
-            f"{name:32s} {result.symmetry['space_group_symbol']:>12s} {fmt(d['k_vrh'])} {fmt(d['g_vrh'])} "
-            f"{fmt(d['eps_electronic_mean'], '8.2f')} {fmt(d['eij_max'], '8.3f')}"
+            f"{name:32s} {result.symmetry['space_group_symbol']:>12s} {fmt(d['k_vrh'], '13.1f')} "
+            f"{fmt(d['g_vrh'], '13.1f')} {fmt(d['eps_electronic_mean'], '13.2f')} {fmt(d['eij_max'], '13.3f')}"
         )
         if d["k_vrh"] is not None and d["k_vrh"] > args.min_k:
             selected.append(name)

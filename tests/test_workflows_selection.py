@@ -7,8 +7,15 @@ import json
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from gmt_ase.derived import DERIVED_UNITS
 from gmt_ase.workflows.schemas import PredictionSymmetry, TensorPredictionDocument
-from gmt_ase.workflows.selection import evaluate, select_indices, selection_record, validate_criteria
+from gmt_ase.workflows.selection import (
+    SELECTION_KEYS,
+    evaluate,
+    select_indices,
+    selection_record,
+    validate_criteria,
+)
 
 
 def _doc(index: int, ok: bool = True, **derived) -> TensorPredictionDocument:
@@ -120,3 +127,20 @@ def test_prescreen_maker_validates_settings_early():
         TensorPrescreenMaker(chunk_size=0)
     with pytest.raises(TypeError, match="make"):
         TensorPrescreenMaker(expensive_makers={"x": object()})
+
+
+def test_prescreen_maker_rejects_unknown_keys_at_construction():
+    from gmt_ase.workflows import TensorPrescreenMaker
+
+    with pytest.raises(ValueError, match=r"unknown selection key 'kvrh'; did you mean 'k_vrh'"):
+        TensorPrescreenMaker(criteria={"kvrh": (">", 150)})
+    with pytest.raises(ValueError, match="unknown selection key 'eps'"):
+        TensorPrescreenMaker(criteria={"or": [{"k_vrh": (">", 1)}, {"not": {"eps": (">", 1)}}]})
+    with pytest.raises(ValueError, match="unknown rank_by key 'bulk'"):
+        TensorPrescreenMaker(top_k=5, rank_by="bulk")
+    TensorPrescreenMaker(criteria={"point_group": ("in", ["6mm"]), "d_max_abs": (">", 1)}, top_k=1, rank_by="k_vrh")
+
+
+def test_every_selection_key_is_in_a_record():
+    assert set(selection_record(DOCS[0])) <= set(SELECTION_KEYS)
+    assert set(SELECTION_KEYS) - set(selection_record(DOCS[0])) <= set(DERIVED_UNITS)

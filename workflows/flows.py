@@ -29,7 +29,7 @@ from jobflow import Flow, Maker, OnMissing, Response, job
 from .compare import compare_prediction
 from .jobs import TensorPredictionMaker, as_structure
 from .schemas import PrescreenDocument, TensorPredictionDocument
-from .selection import select_indices, validate_criteria
+from .selection import check_selection_key, select_indices, validate_criteria
 
 __all__ = ["STAGE_TAG", "TensorPrescreenMaker", "compare_stages", "select_candidates", "vasp_input_sets"]
 
@@ -76,6 +76,8 @@ class TensorPrescreenMaker(Maker):
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
         if self.top_k is not None and (int(self.top_k) < 0 or self.rank_by is None):
             raise ValueError(f"top_k must be >= 0 and needs rank_by, got {self.top_k}, {self.rank_by!r}")
+        if self.rank_by is not None:
+            check_selection_key(self.rank_by, "rank_by key")
         for stage, maker in self.expensive_makers.items():
             if not callable(getattr(maker, "make", None)):
                 raise TypeError(f"expensive maker {stage!r} has no make(structure) method: {maker!r}")

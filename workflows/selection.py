@@ -29,11 +29,20 @@ False
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["OPERATORS", "evaluate", "select_indices", "selection_record", "validate_criteria"]
+from gmt_ase.derived import DERIVED_UNITS
+
+__all__ = ["OPERATORS", "SELECTION_KEYS", "check_selection_key", "evaluate", "select_indices", "selection_record",
+           "validate_criteria"]
+
+_SYMMETRY_KEYS = ("space_group_number", "space_group_symbol", "point_group")
+#: Every quantity a criterion or ``rank_by`` can name (the keys of :func:`selection_record`).
+SELECTION_KEYS: tuple[str, ...] = ("index", "label", "formula", "nsites", "elements", *_SYMMETRY_KEYS,
+                                   *DERIVED_UNITS)
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -70,7 +79,16 @@ def validate_criteria(criteria: Mapping[str, Any] | None) -> None:
             validate_criteria(sub)
         return
     for key, condition in criteria.items():
+        check_selection_key(key)
         _split_condition(key, condition)
+
+
+def check_selection_key(key: str, what: str = "selection key") -> None:
+    """Raise ``ValueError`` for a name that is not in :data:`SELECTION_KEYS` (with the closest names)."""
+    if key not in SELECTION_KEYS:
+        close = difflib.get_close_matches(str(key), SELECTION_KEYS, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown {what} {key!r}{hint} Available: {', '.join(SELECTION_KEYS)}")
 
 
 def _split_condition(key: str, condition: Any) -> tuple[str, Any]:
@@ -131,7 +149,7 @@ def selection_record(doc: Any) -> dict[str, Any]:
     elements = sorted({el.symbol for el in structure.composition}) if structure is not None else None
     record["elements"] = elements
     symmetry = doc.symmetry
-    for key in ("space_group_number", "space_group_symbol", "point_group"):
+    for key in _SYMMETRY_KEYS:
         record[key] = getattr(symmetry, key) if symmetry is not None else None
     record.update(doc.derived or {})
     return record
