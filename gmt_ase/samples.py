@@ -8,12 +8,19 @@ matrix exponential (see :mod:`gmt_ase.model`):
 * ``log_elastic = logm(C_Mandel / c0)``,
 
 with eigenvalues floored (:data:`LOG_FLOORS`) because DFT ionic parts can be ~0 or slightly negative.
+
+:func:`save_samples` and :func:`load_samples` cache built samples as plain tensors, strings and numbers
+(``torch.load(weights_only=True)``): a cache file can never run code, whoever wrote it.
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +29,19 @@ from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.symmetry import DEFAULT_SYMPREC, analyze_symmetry
 from gmt_ase.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
 
-__all__ = ["LOG_FLOORS", "Sample", "make_sample", "collate_samples", "symmetric_logm", "TARGET_KEYS"]
+__all__ = [
+    "LOG_FLOORS",
+    "Sample",
+    "TARGET_KEYS",
+    "collate_samples",
+    "load_samples",
+    "make_sample",
+    "save_samples",
+    "symmetric_logm",
+]
+
+_CACHE_FORMAT = "gmt_ase.samples/1"
+_log = logging.getLogger(__name__)
 
 #: Eigenvalue floors before taking matrix logarithms (dimensionless, dimensionless, GPa / c0).
 LOG_FLOORS = {"dielectric_electronic": 0.05, "dielectric_ionic": 0.02, "elastic": 0.02}
@@ -99,3 +118,72 @@ def collate_samples(samples: Sequence[Sample], dtype: torch.dtype = torch.float3
         batch[key] = torch.from_numpy(values).to(dtype)
         batch[f"mask_{key}"] = torch.from_numpy(mask)
     return batch
+
+
+def _sample_to_plain(sample: Sample) -> dict[str, Any]:
+    graph = sample.graph
+    return {
+        "material_id": sample.material_id,
+        "source": sample.source,
+        "graph": {name: torch.from_numpy(np.ascontiguousarray(getattr(graph, name)))
+                  for name in ("numbers", "edge_index", "edge_vec", "operations")},
+        "targets": {key: torch.from_numpy(np.asarray(value, dtype=np.float64))
+                    for key, value in sample.targets.items()},
+    }
+
+
+def _sample_from_plain(data: dict[str, Any]) -> Sample:
+    graph = CrystalGraph(**{name: tensor.numpy() for name, tensor in data["graph"].items()})
+    targets = {key: tensor.numpy() for key, tensor in data["targets"].items()}
+    return Sample(str(data["material_id"]), str(data["source"]), graph, targets)
+
+
+def save_samples(path: str | Path, key: str, splits: dict[str, list[Sample]], extra: dict[str, Any]) -> None:
+    """Write sample splits to ``path`` as plain data (tensors, strings, numbers, lists and dicts).
+
+    Parameters
+    ----------
+    path
+        File to write (atomically: a temporary file is renamed over it).
+    key
+        Identifies the settings the samples were built with; :func:`load_samples` returns them only for
+        the same key.
+    splits
+        Split name -> samples.
+    extra
+        Plain JSON-like values stored alongside (e.g. the data hash and species).
+    """
+    path = Path(path)
+    payload = {
+        "format": _CACHE_FORMAT,
+        "key": key,
+        "extra": extra,
+        "splits": {name: [_sample_to_plain(s) for s in samples] for name, samples in splits.items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_samples(path: str | Path, key: str | None) -> tuple[dict[str, list[Sample]], dict[str, Any]] | None:
+    """Read a cache written by :func:`save_samples`; None if it is missing, stale, foreign or unreadable.
+
+    ``key`` must equal the one it was saved with (None accepts any key). Returns ``(splits, extra)``.
+
+    The file is read with ``torch.load(weights_only=True)``, which refuses every object but tensors and
+    plain containers, so a planted pickle is ignored (and logged) instead of executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        _log.warning("ignoring unreadable sample cache %s: %s", path, error)
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != _CACHE_FORMAT:
+        return None
+    if key is not None and payload.get("key") != key:
+        return None
+    splits = {name: [_sample_from_plain(s) for s in samples] for name, samples in payload["splits"].items()}
+    return splits, payload["extra"]

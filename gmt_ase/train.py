@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +25,7 @@ from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
 from gmt_ase.model import GMTNet, ModelConfig
-from gmt_ase.samples import Sample, collate_samples, make_sample
+from gmt_ase.samples import Sample, collate_samples, load_samples, make_sample, save_samples
 
 __all__ = ["TrainConfig", "add_parser", "main", "prepare_samples", "train"]
 
@@ -96,21 +95,20 @@ def _cached_samples(
 ) -> tuple[dict[str, list[Sample]], str, list[int]]:
     """:func:`prepare_samples`, cached in the run folder so that a resumed run starts in seconds.
 
-    The cache is this run's own file (never a downloaded one) and is keyed by the settings that shape it.
+    The cache holds plain tensors only (:func:`gmt_ase.samples.load_samples` never unpickles objects)
+    and is keyed by the settings that shape it.
     """
     sources = [Path(cfg.data_dir) / name for name in SOURCE_FILES.values()] + [Path(p) for p in cfg.jarvis_pickles]
     stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources if p.exists()]
     key = json.dumps(["trusted-piezo-v1", sorted(cfg.sources), stats, cfg.max_atoms, cfg.split_seed, model_cfg.cutoff,
                       model_cfg.elastic_scale])
-    if cache.exists():
-        with open(cache, "rb") as handle:
-            cached_key, payload = pickle.load(handle)
-        if cached_key == key:
-            return payload
-    payload = prepare_samples(cfg, model_cfg)
-    with open(cache, "wb") as handle:
-        pickle.dump((key, payload), handle)
-    return payload
+    cached = load_samples(cache, key)
+    if cached is not None:
+        splits, extra = cached
+        return splits, extra["data_hash"], extra["species"]
+    splits, data_hash, species = prepare_samples(cfg, model_cfg)
+    save_samples(cache, key, splits, {"data_hash": data_hash, "species": species})
+    return splits, data_hash, species
 
 
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -215,7 +213,7 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
-    samples, data_hash, species = _cached_samples(cfg, base_cfg, out / "samples.pkl")
+    samples, data_hash, species = _cached_samples(cfg, base_cfg, out / "samples.pt")
     model_cfg = ModelConfig.from_dict({
         **base_cfg.to_dict(), "log_offsets": _log_offsets(samples["train"]),
         "element_features": len(ELEMENT_FEATURE_NAMES) if cfg.element_features else 0,

@@ -26,7 +26,7 @@ from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_tabl
 from gmt_ase.io import load_checkpoint
 from gmt_ase.losses import DEFAULT_WEIGHTS, multitask_loss, vrh_moduli
 from gmt_ase.model import GMTNet, ModelConfig
-from gmt_ase.samples import Sample, collate_samples, symmetric_logm
+from gmt_ase.samples import Sample, collate_samples, load_samples, save_samples, symmetric_logm
 from gmt_ase.tensors import mandel_from_full, voigt_to_full
 from gmt_ase.train import TrainConfig, main, train
 
@@ -186,8 +186,7 @@ def test_two_epoch_run_outputs(two_epoch_run: tuple[TrainConfig, Path], tiny_dat
     every = load_records(tiny_data)
     records = [r for r in every if r.frame_trusted or r.source != "piezoelectric"]
     assert len(records) == len(every) - 1
-    with open(out / "samples.pkl", "rb") as handle:
-        _, (samples, _, _) = pickle.load(handle)  # this run's own cache file
+    samples, _ = load_samples(out / "samples.pt", key=None)  # this run's own cache file
     assert sorted(s.material_id for split in samples.values() for s in split) == sorted(r.material_id for r in records)
     train_split = split_by_material(records, seed=cfg.split_seed)["train"]
     species = sorted({int(z) for r in train_split for z in r.structure.atomic_numbers})
@@ -385,11 +384,58 @@ def test_multitask_loss_zero_positive_and_masked() -> None:
     assert terms["kg"] == pytest.approx(math.log(1.5) ** 2, rel=1e-9)
 
 
+class _Planted:
+    """Unpickling this creates a marker file: the proof that a cache loader ran foreign code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return Path.touch, (self.marker,)
+
+
+def test_sample_cache_round_trips_plain_data(two_epoch_run: tuple[TrainConfig, Path], tmp_path: Path) -> None:
+    cfg, _ = two_epoch_run
+    splits, extra = load_samples(Path(cfg.out_dir) / "samples.pt", key=None)
+    save_samples(tmp_path / "copy.pt", "k1", splits, extra)
+    assert load_samples(tmp_path / "copy.pt", "another key") is None  # stale settings: rebuilt
+    again, extra_again = load_samples(tmp_path / "copy.pt", "k1")
+    assert extra_again == extra and set(again) == set(splits)
+    for name in splits:
+        for a, b in zip(splits[name], again[name], strict=True):
+            assert (a.material_id, a.source) == (b.material_id, b.source) and a.targets.keys() == b.targets.keys()
+            for field in ("numbers", "edge_index", "edge_vec", "operations"):
+                np.testing.assert_array_equal(getattr(a.graph, field), getattr(b.graph, field))
+            for key in a.targets:
+                np.testing.assert_array_equal(a.targets[key], b.targets[key])
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_planted_pickle_in_the_cache_is_ignored_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    marker = tmp_path / "pwned"
+    cache = tmp_path / "run" / "samples.pt"
+    cache.parent.mkdir()
+    payload = {"format": "gmt_ase.samples/1", "key": None, "extra": {}, "splits": {"train": [_Planted(marker)]}}
+    if writer == "pickle":
+        cache.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, cache)
+    assert load_samples(cache, key=None) is None and not marker.exists()
+    # training rebuilds the samples instead (and overwrites the planted file with plain data)
+    built = ({"train": [], "val": [], "test": []}, "hash", [1, 8])
+    monkeypatch.setattr(train_module, "prepare_samples", lambda cfg, model_cfg: built)
+    cfg = _config(tmp_path, tmp_path / "run")
+    assert train_module._cached_samples(cfg, ModelConfig(), cache) == built
+    assert not marker.exists()
+    assert load_samples(cache, key=None) == (built[0], {"data_hash": "hash", "species": [1, 8]})
+
+
 def test_every_parameter_gets_a_gradient(two_epoch_run: tuple[TrainConfig, Path]) -> None:
     """One training batch of every source reaches every weight of the network (all heads included)."""
     cfg, best = two_epoch_run
-    with open(Path(cfg.out_dir) / "samples.pkl", "rb") as handle:
-        _, (samples, _, _) = pickle.load(handle)  # this test's own cache file
+    samples, _ = load_samples(Path(cfg.out_dir) / "samples.pt", key=None)  # this run's own cache file
     by_source: dict[str, Sample] = {}
     for sample in samples["train"]:
         by_source.setdefault(sample.source, sample)
