@@ -3,9 +3,11 @@
 ``python -m gmt_ase.release runs/ensemble.pt --combine runs/a/best.pt runs/b/best.pt`` first combines
 several trained models into one ensemble checkpoint (their mean).
 
-``python -m gmt_ase.release runs/default/best.pt --metrics reports/metrics.json --name default``
-writes ``gmt_ase/models/<name>.pt``, ``<name>.json`` (machine-readable card, read by
-:func:`gmt_ase.io.resolve_model_path`) and ``<name>.md`` (human-readable card).
+``python -m gmt_ase.release runs/default/best.pt --metrics reports/metrics.json --name default --out-dir DIR``
+writes ``DIR/<name>.pt``, ``<name>.json`` (machine-readable card, read by
+:func:`gmt_ase.io.resolve_model_path`) and ``<name>.md`` (human-readable card). Shipping into the
+package's own ``gmt_ase/models`` folder (what a release of gmt_ase does) needs ``--install`` instead of
+``--out-dir``: nothing is written into an installed package by default.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from gmt_ase.io import file_sha256, load_checkpoint, save_checkpoint
 from gmt_ase.model import GMTEnsemble, GMTNet
 from gmt_ase.reports import format_table
 
-__all__ = ["combine_checkpoints", "write_model_card", "main"]
+__all__ = ["PACKAGE_MODELS", "combine_checkpoints", "write_model_card", "main"]
+
+#: The shipped models' folder inside the package; written only with ``--install``.
+PACKAGE_MODELS = Path(__file__).parent / "models"
 
 _LIMITS = [
     "Trained on ~6k Materials Project PBE tensors (2015-2017 DFPT/finite-strain data): expect errors of "
@@ -174,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, help="metrics.json from gmt-ase evaluate (required to ship)")
     parser.add_argument("--name", default="default")
     parser.add_argument("--version", default=None, help="release version of the named model")
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "models")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out-dir", type=Path, help="folder to write the model and its cards to")
+    where.add_argument("--install", action="store_true", help=f"write into the package itself ({PACKAGE_MODELS})")
     parser.add_argument("--note", action="append", default=None, help="a line for the card (repeatable)")
     args = parser.parse_args(argv)
     if args.combine:
@@ -182,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.metrics is None:
         parser.error("--metrics is required to ship a model")
+    if args.out_dir is None and not args.install:
+        parser.error("give --out-dir DIR, or --install to write into the installed package")
+    out_dir = PACKAGE_MODELS if args.install else args.out_dir
     metrics = json.loads(args.metrics.read_text())
-    print(write_model_card(args.checkpoint, metrics, args.out_dir, args.name, args.note, args.version))
+    print(write_model_card(args.checkpoint, metrics, out_dir, args.name, args.note, args.version))
     return 0
 
 
