@@ -52,18 +52,20 @@ def write_model_card(
 ) -> Path:
     """Copy ``checkpoint`` to ``out_dir/<name>.pt`` and write its JSON and Markdown model cards.
 
-    ``version`` is the release version of the named model (default: the checkpoint's own).
+    ``version`` is the release version of the named model (default: the checkpoint's own). It is written
+    into the shipped checkpoint's metadata as well as the card, so both always say the same.
     """
     loaded = load_checkpoint(checkpoint)  # refuse to ship anything that does not load
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.pt"
-    shutil.copyfile(checkpoint, target)
-    meta = loaded.metadata
+    version = str(version or loaded.metadata.get("version"))
+    _copy_with_version(checkpoint, target, version)
+    meta = {**loaded.metadata, "version": version}
     card = {
         "name": name,
         "file": target.name,
         "sha256": file_sha256(target),
-        "version": version or meta.get("version"),
+        "version": meta["version"],
         "released": date.today().isoformat(),
         "format_version": meta["format_version"],
         "config": meta["config"],
@@ -83,6 +85,17 @@ def write_model_card(
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / f"{name}.md").write_text(_markdown(card))
     return card_path
+
+
+def _copy_with_version(checkpoint: Path, target: Path, version: str) -> None:
+    """Copy ``checkpoint`` to ``target``, its metadata ``version`` set to the release version."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if payload.get("version") == version:
+        shutil.copyfile(checkpoint, target)
+        return
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    torch.save({**payload, "version": version}, tmp)
+    tmp.replace(target)
 
 
 def _common_element_features(models: list[GMTNet]) -> list[GMTNet]:

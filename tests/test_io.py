@@ -302,7 +302,8 @@ def test_model_card_records_checksum_version_and_refuses_broken_checkpoints(tmp_
     card_path = write_model_card(source, metrics, tmp_path / "models", "demo", ["a note"], version="7")
     card = json.loads(card_path.read_text())
     assert card["version"] == "7" and card["notes"] == ["a note"]
-    assert card["sha256"] == file_sha256(tmp_path / "models" / "demo.pt") == file_sha256(source)
+    assert card["sha256"] == file_sha256(tmp_path / "models" / "demo.pt")
+    assert load_checkpoint(tmp_path / "models" / "demo.pt").metadata["version"] == "7"  # card and file agree
     markdown = (tmp_path / "models" / "demo.md").read_text()
     assert "- version 7, released" in markdown and card["sha256"] in markdown and "- a note" in markdown
     broken = tmp_path / "broken.pt"
@@ -383,3 +384,29 @@ def test_shipped_model_reports_its_release_version(fake_models: Path, tiny_path:
     assert load_checkpoint("good").metadata["version"] == "7"
     assert gmt_io.read_checkpoint_metadata("good")[0]["version"] == "7"
     assert load_checkpoint(str(tiny_path)).metadata["version"] == "0"  # a file by path: its own metadata
+
+
+def test_release_without_a_version_keeps_the_checkpoint_byte_for_byte(tmp_path: Path) -> None:
+    from gmt_ase.release import write_model_card
+
+    metrics = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/model_report/metrics.json").read_text())
+    source = make_test_checkpoint(tmp_path / "trained.pt")
+    card = json.loads(write_model_card(source, metrics, tmp_path / "models", "demo").read_text())
+    assert card["version"] == "0" and card["sha256"] == file_sha256(source)
+
+
+SHIPPED = sorted(p.stem for p in (Path(gmt_io.__file__).parent / "models").glob("*.json"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_reports_the_version_of_its_card(name: str, capsys: pytest.CaptureFixture) -> None:
+    from gmt_ase.cli import main
+
+    card = json.loads((Path(gmt_io.__file__).parent / "models" / f"{name}.json").read_text())
+    metadata, sha = gmt_io.read_checkpoint_metadata(name)
+    assert sha == card["sha256"] and metadata["version"] == str(card["version"]) and metadata["name"] == name
+    assert main(["info", "--model", name]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["name"], info["version"]) == (name, str(card["version"]))
+    markdown = (Path(gmt_io.__file__).parent / "models" / f"{name}.md").read_text()
+    assert f"- version {card['version']}," in markdown
