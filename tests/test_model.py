@@ -31,7 +31,7 @@ from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.inference import CrystalInput, TensorPredictor
 from gmt_ase.io import LoadedCheckpoint, load_checkpoint
 from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
-from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.symmetry import DEFAULT_SYMPREC, analyze_symmetry, reynolds_projection
 from gmt_ase.tensors import full_to_voigt, mandel_from_full
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
@@ -210,7 +210,7 @@ def predictions(
     crystals, operations = [], []
     for name in SYMMETRIC_FIXTURES:
         atoms = builders[name]()
-        ops = analyze_symmetry(atoms, 1e-2).operations
+        ops = analyze_symmetry(atoms, DEFAULT_SYMPREC).operations
         crystals.append(CrystalInput(atoms.numbers, atoms.positions, atoms.cell[:], ops))
         operations.append(ops)
     outputs = predictor.predict(crystals, batch_size=4)
@@ -235,7 +235,7 @@ def test_network_outputs_are_symmetric_before_any_reprojection(models: dict[torc
     model = models[torch.float64]
     graphs, operations = [], []
     for atoms in structures:
-        ops = analyze_symmetry(rattled(atoms, 1e-4), 1e-2).operations  # the noisy-cell (Weyl) operations
+        ops = analyze_symmetry(rattled(atoms, 1e-4), DEFAULT_SYMPREC).operations  # the noisy-cell (Weyl) operations
         graphs.append(build_graph(atoms.numbers, atoms.positions, atoms.cell[:], ops, model.config.cutoff))
         operations.append(ops)
     with torch.no_grad():

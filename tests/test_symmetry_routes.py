@@ -14,12 +14,12 @@ import pytest
 import spglib
 from pymatgen.core import Structure
 
-from gmt_ase.symmetry import _cartesian_operations, analyze_symmetry, cell_arrays
+from gmt_ase.symmetry import DEFAULT_SYMPREC, _cartesian_operations, analyze_symmetry, cell_arrays
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "matminer_mp_tensors_2018"
 
 
-def _primitive_route(structure, symprec=1e-2):
+def _primitive_route(structure, symprec=DEFAULT_SYMPREC):
     cell = cell_arrays(structure)
     primitive = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
     dataset = spglib.get_symmetry_dataset(primitive, symprec=symprec)
