@@ -1,0 +1,182 @@
+"""The floor every model must clear: a composition descriptor baseline beside the shipped models.
+
+Baseline (issue 9, DESIGN.md section 7): per crystal, mean/std/min/max over sites of 9 element
+properties (Z, row, group, electronegativity, atomic radius, mass, Mendeleev number, molar volume,
+melting point) plus volume per atom, density and number of sites (39 numbers);
+scikit-learn ``HistGradientBoostingRegressor(max_iter=600, learning_rate=0.05, l2_regularization=1.0)``
+on log K_VRH, log G_VRH, log(eps_inf - 1), log(eps_total - 1) and log |e|, trained on the train split.
+
+Scored on the validation and test splits, side by side with the shipped models (batched API):
+
+- K_VRH / G_VRH MAE (GPa), separately for full elastic tensors and for the K/G-only binaries;
+- share of crystals whose mean eps_inf / mean eps_total is within 25 % of DFT;
+- share of non-zero piezo tensors whose Frobenius norm is within 25 % of DFT.
+
+Needs scikit-learn (``pip install scikit-learn``). Run from the repository root::
+
+    python benchmarks/baseline_descriptors.py [--models default fast] [--out benchmarks/results/baseline.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gmt_ase.data import load_records, split_by_material
+from gmt_ase.descriptors import element_table_from_pymatgen
+from gmt_ase.invariant_model import network_invariants
+from gmt_ase.invariants import dielectric_mean, piezo_norm, vrh_moduli
+from gmt_ase.tensors import voigt_to_full
+
+TENSOR_FIELDS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+
+BASELINE_PROPERTIES = ("Z", "row", "group", "X", "atomic_radius", "atomic_mass", "mendeleev_no",
+                       "molar_volume", "melting_point")
+INVARIANT_NAMES = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "piezo_norm")
+OFFSETS = {"k_vrh": 0.0, "g_vrh": 0.0, "eps_electronic_mean": 1.0, "eps_total_mean": 1.0, "piezo_norm": 0.0}
+SPLITS = ("val", "test")
+
+
+def baseline_features(structure, table) -> np.ndarray:
+    """The 39 baseline numbers of one pymatgen structure."""
+    numbers = np.array(structure.atomic_numbers)
+    columns = [table.names.index(name) for name in BASELINE_PROPERTIES]
+    props = table.values[numbers][:, columns]
+    stats = np.stack([props.mean(0), props.std(0), props.min(0), props.max(0)], axis=1).ravel()
+    return np.concatenate([stats, [structure.volume / len(numbers), structure.density, len(numbers)]])
+
+
+def true_invariants(record) -> dict[str, float]:
+    """DFT invariants of one record (NaN where the record has no such target)."""
+    values = dict.fromkeys(INVARIANT_NAMES, np.nan)
+    targets = record.targets
+    if "elastic" in targets:
+        values["k_vrh"], values["g_vrh"] = vrh_moduli(targets["elastic"])
+    if "k_vrh" in targets:
+        values["k_vrh"], values["g_vrh"] = float(targets["k_vrh"]), float(targets["g_vrh"])
+    if "dielectric_electronic" in targets:
+        values["eps_electronic_mean"] = dielectric_mean(targets["dielectric_electronic"])
+        values["eps_total_mean"] = values["eps_electronic_mean"] + dielectric_mean(targets["dielectric_ionic"])
+    if "piezoelectric" in targets:
+        norm = piezo_norm(targets["piezoelectric"])
+        values["piezo_norm"] = norm if norm > 1e-6 else np.nan  # non-zero tensors only
+    return values
+
+
+def score(pred: np.ndarray, true: np.ndarray, name: str, full: np.ndarray) -> dict[str, float]:
+    """Metrics of one invariant on the records where both values are finite."""
+    ok = np.isfinite(pred) & np.isfinite(true)
+    if name in ("k_vrh", "g_vrh"):
+        error = np.abs(pred - true)
+        return {
+            "mae_full_tensors": float(error[ok & full].mean()),
+            "n_full_tensors": int((ok & full).sum()),
+            "mae_binaries": float(error[ok & ~full].mean()),
+            "n_binaries": int((ok & ~full).sum()),
+        }
+    relative = np.abs(pred[ok] - true[ok]) / np.abs(true[ok])
+    return {"within_25_percent": float((relative < 0.25).mean()), "n": int(ok.sum())}
+
+
+def fit_baseline(features: np.ndarray, truth: np.ndarray, train: np.ndarray) -> dict[str, np.ndarray]:
+    """Train one HGB per invariant on log targets; predictions for every record."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    out = {}
+    for j, name in enumerate(INVARIANT_NAMES):
+        y = np.log(np.clip(truth[:, j] - OFFSETS[name], 1e-12, None))
+        rows = train & np.isfinite(truth[:, j]) & (truth[:, j] > OFFSETS[name])
+        model = HistGradientBoostingRegressor(max_iter=600, learning_rate=0.05, l2_regularization=1.0,
+                                              random_state=0)
+        model.fit(features[rows], y[rows])
+        out[name] = OFFSETS[name] + np.exp(model.predict(features))
+    return out
+
+
+def model_invariants(model: str, structures: list) -> tuple[np.ndarray, float]:
+    """Invariants of a shipped model's predictions (NaN for failures) and its throughput."""
+    from gmt_ase import GMTCalculator
+
+    calc = GMTCalculator(model=model)
+    start = time.perf_counter()
+    results = calc.predict(structures, batch_size=64)
+    rate = len(structures) / (time.perf_counter() - start)
+    rows = []
+    for result in results:
+        if not result.ok:
+            rows.append([np.nan] * len(INVARIANT_NAMES))
+            continue
+        inv = network_invariants({name: voigt_to_full(getattr(result, name)) for name in TENSOR_FIELDS})
+        rows.append([inv[name] for name in INVARIANT_NAMES])
+    return np.array(rows), rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--models", nargs="*", default=["default", "fast"])
+    parser.add_argument("--out", default="benchmarks/results/baseline_descriptors.json")
+    args = parser.parse_args()
+
+    records = load_records(args.data_dir)
+    split_of = {id(r): name for name, rs in split_by_material(records).items() for r in rs}
+    split = np.array([split_of[id(r)] for r in records])
+    table = element_table_from_pymatgen()
+    features = np.stack([baseline_features(r.structure, table) for r in records])
+    truth = np.array([[true_invariants(r)[n] for n in INVARIANT_NAMES] for r in records])
+    full = np.array(["elastic" in r.targets for r in records])
+    baseline = fit_baseline(features, truth, split == "train")
+
+    report: dict = {"baseline": {}, "models": {}}
+    evaluated = np.isin(split, SPLITS)
+    for s in SPLITS:
+        rows = split == s
+        report["baseline"][s] = {
+            n: score(baseline[n][rows], truth[rows, j], n, full[rows]) for j, n in enumerate(INVARIANT_NAMES)
+        }
+    for model in args.models:
+        preds, rate = model_invariants(model, [r.structure for r, keep in zip(records, evaluated) if keep])
+        all_preds = np.full_like(truth, np.nan)
+        all_preds[evaluated] = preds
+        report["models"][model] = {"structures_per_second": rate}
+        for s in SPLITS:
+            rows = split == s
+            report["models"][model][s] = {
+                n: score(all_preds[rows, j], truth[rows, j], n, full[rows]) for j, n in enumerate(INVARIANT_NAMES)
+            }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+
+
+def _cell(metrics: dict, name: str) -> str:
+    m = metrics[name]
+    if name in ("k_vrh", "g_vrh"):
+        return f"{m['mae_full_tensors']:.2f} / {m['mae_binaries']:.2f}"
+    return f"{m['within_25_percent']:.3f}"
+
+
+def markdown(report: dict) -> str:
+    """Side-by-side table (rows: invariants; columns: baseline and models per split)."""
+    columns = [("baseline", report["baseline"])] + [(m, v) for m, v in report["models"].items()]
+    head = "| invariant | " + " | ".join(f"{name} {s}" for name, _ in columns for s in SPLITS) + " |"
+    lines = [head, "|" + " --- |" * (1 + len(columns) * len(SPLITS))]
+    labels = {
+        "k_vrh": "K_VRH MAE full / binaries (GPa)",
+        "g_vrh": "G_VRH MAE full / binaries (GPa)",
+        "eps_electronic_mean": "mean eps_inf within 25 %",
+        "eps_total_mean": "mean eps_total within 25 %",
+        "piezo_norm": "piezo norm within 25 % (non-zero)",
+    }
+    for name in INVARIANT_NAMES:
+        cells = [_cell(v[s], name) for _, v in columns for s in SPLITS]
+        lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

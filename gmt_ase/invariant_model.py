@@ -1,0 +1,190 @@
+"""The invariant learner: boosted trees on crystal descriptors that set the scale of each predicted tensor.
+
+On a few thousand crystals a descriptor model predicts the isotropic moduli and the dielectric means
+better than the equivariant network does, while only the network knows a tensor's anisotropic shape
+(DESIGN.md section 7). The shipped model therefore predicts, per crystal, five invariants with
+:class:`~gmt_ase.boosted_trees.TreeEnsemble` models on :func:`~gmt_ase.descriptors.crystal_descriptors`,
+blends each with the network's own value (weights chosen on the validation split) and rescales the
+network's tensors to them with the isotropic maps of :mod:`gmt_ase.invariants`, which keep the point-group
+symmetry exact.
+
+The model is plain data (lists and numbers) stored in the checkpoint under ``"invariant_model"``.
+NumPy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gmt_ase.boosted_trees import TreeEnsemble
+from gmt_ase.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors
+from gmt_ase.invariants import (
+    dielectric_mean,
+    piezo_norm,
+    rescale_dielectric,
+    rescale_elastic,
+    vrh_moduli,
+)
+
+__all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", "network_invariants"]
+
+FORMAT_VERSION = 1
+#: Invariants and their transforms: trees predict ``log(value - offset)``.
+INVARIANTS: Mapping[str, float] = {
+    "k_vrh": 0.0,  # GPa
+    "g_vrh": 0.0,  # GPa
+    "eps_electronic_mean": 1.0,
+    "eps_total_mean": 1.0,
+    "piezo_norm": 0.0,  # C/m^2, Frobenius norm of the full tensor
+}
+#: A network piezo tensor below this norm (C/m^2) is zero by symmetry and is not rescaled.
+PIEZO_ZERO = 1e-8
+
+
+@dataclass(frozen=True)
+class InvariantTarget:
+    """One invariant: trees, blend weight and the validation spread of the blended log value.
+
+    Attributes
+    ----------
+    trees
+        Predict ``log(value - offset)`` from the descriptor vector.
+    network_weight
+        Weight of the network's own ``log(value - offset)`` in the blend (0: trees only).
+    log_std
+        Standard deviation of the blended log error on the validation split.
+    """
+
+    trees: TreeEnsemble
+    network_weight: float
+    log_std: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {"trees": self.trees.to_dict(), "network_weight": self.network_weight, "log_std": self.log_std}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InvariantTarget:
+        """Inverse of :meth:`to_dict`."""
+        weight = float(data["network_weight"])
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"network_weight must be in [0, 1], got {weight}")
+        return cls(TreeEnsemble.from_dict(data["trees"]), weight, float(data["log_std"]))
+
+
+def network_invariants(tensors: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The invariants of one crystal's Cartesian tensors (keys of :data:`INVARIANTS`)."""
+    k_vrh, g_vrh = vrh_moduli(tensors["elastic"])
+    electronic = dielectric_mean(tensors["dielectric_electronic"])
+    return {
+        "k_vrh": k_vrh,
+        "g_vrh": g_vrh,
+        "eps_electronic_mean": electronic,
+        "eps_total_mean": electronic + dielectric_mean(tensors["dielectric_ionic"]),
+        "piezo_norm": piezo_norm(tensors["piezoelectric"]),
+    }
+
+
+def _log_transform(values: np.ndarray, offset: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.clip(np.asarray(values, dtype=np.float64) - offset, 1e-12, None))
+
+
+@dataclass(frozen=True)
+class InvariantModel:
+    """Descriptor trees for the invariants of :data:`INVARIANTS`, and the rescaling of network tensors.
+
+    Attributes
+    ----------
+    table
+        Element properties for the descriptors.
+    cutoff
+        Neighbour cutoff of the bond statistics, Angstrom (the network's).
+    targets
+        One :class:`InvariantTarget` per invariant name.
+    """
+
+    table: ElementTable
+    cutoff: float
+    targets: Mapping[str, InvariantTarget]
+
+    def __post_init__(self) -> None:
+        unknown = set(self.targets) - set(INVARIANTS)
+        if unknown:
+            raise ValueError(f"unknown invariants {sorted(unknown)}; known: {list(INVARIANTS)}")
+        for name, target in self.targets.items():
+            if target.trees.n_features != len(DESCRIPTOR_NAMES):
+                raise ValueError(
+                    f"invariant {name!r} expects {target.trees.n_features} descriptors, "
+                    f"this code computes {len(DESCRIPTOR_NAMES)}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the checkpoint."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "descriptor_names": list(DESCRIPTOR_NAMES),
+            "cutoff": self.cutoff,
+            "element_table": self.table.to_dict(),
+            "targets": {name: target.to_dict() for name, target in self.targets.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InvariantModel:
+        """Inverse of :meth:`to_dict`; refuses data written for other descriptors."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"invariant model format {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+        if tuple(data["descriptor_names"]) != DESCRIPTOR_NAMES:
+            raise ValueError("invariant model was trained on other descriptors than this code computes")
+        return cls(
+            table=ElementTable.from_dict(data["element_table"]),
+            cutoff=float(data["cutoff"]),
+            targets={name: InvariantTarget.from_dict(t) for name, t in data["targets"].items()},
+        )
+
+    def descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) descriptors of crystals given their graphs (:class:`gmt_ase.graph.CrystalGraph`) and cells."""
+        rows = [
+            crystal_descriptors(
+                g.numbers, cell, g.edge_index, g.edge_vec, len(g.operations), self.table, self.cutoff
+            )
+            for g, cell in zip(graphs, cells, strict=True)
+        ]
+        return np.stack(rows)
+
+    def predict(self, descriptors: np.ndarray, network: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+        """Blended invariants per crystal from descriptors and the network's own invariants."""
+        blended: dict[str, np.ndarray] = {}
+        for name, target in self.targets.items():
+            offset = INVARIANTS[name]
+            trees = target.trees.predict(descriptors)
+            own = _log_transform([inv[name] for inv in network], offset)
+            weight = np.where(np.isfinite(own), target.network_weight, 0.0)
+            log_value = (1.0 - weight) * trees + weight * np.where(np.isfinite(own), own, 0.0)
+            blended[name] = offset + np.exp(log_value)
+        return [{name: float(values[i]) for name, values in blended.items()} for i in range(len(network))]
+
+    def apply(self, tensors: Mapping[str, np.ndarray], invariants: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """Rescale one crystal's network tensors to the given invariants (symmetry kept exactly)."""
+        own = network_invariants(tensors)
+        out = {name: np.asarray(value, dtype=np.float64) for name, value in tensors.items()}
+        if "k_vrh" in invariants and "g_vrh" in invariants and own["k_vrh"] > 0 and own["g_vrh"] > 0:
+            out["elastic"] = rescale_elastic(
+                out["elastic"], invariants["k_vrh"] / own["k_vrh"], invariants["g_vrh"] / own["g_vrh"]
+            )
+        electronic = own["eps_electronic_mean"]
+        if "eps_electronic_mean" in invariants and electronic > 1.0:
+            factor = (invariants["eps_electronic_mean"] - 1.0) / (electronic - 1.0)
+            out["dielectric_electronic"] = rescale_dielectric(out["dielectric_electronic"], factor, vacuum=1.0)
+            electronic = invariants["eps_electronic_mean"]
+        ionic = own["eps_total_mean"] - own["eps_electronic_mean"]
+        if "eps_total_mean" in invariants and ionic > 0.0:
+            factor = max(invariants["eps_total_mean"] - electronic, 0.0) / ionic
+            out["dielectric_ionic"] = rescale_dielectric(out["dielectric_ionic"], factor, vacuum=0.0)
+        if "piezo_norm" in invariants and own["piezo_norm"] > PIEZO_ZERO:
+            out["piezoelectric"] = out["piezoelectric"] * (invariants["piezo_norm"] / own["piezo_norm"])
+        return out
