@@ -139,7 +139,7 @@ def main() -> None:
             n: score(baseline[n][rows], truth[rows, j], n, full[rows]) for j, n in enumerate(INVARIANT_NAMES)
         }
     for model in args.models:
-        preds, rate = model_invariants(model, [r.structure for r, keep in zip(records, evaluated) if keep])
+        preds, rate = model_invariants(model, [r.structure for r, keep in zip(records, evaluated, strict=True) if keep])
         all_preds = np.full_like(truth, np.nan)
         all_preds[evaluated] = preds
         report["models"][model] = {"structures_per_second": rate}

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gmt_ase.graph import CrystalGraph, build_graph, collate
+from gmt_ase.invariant_model import InvariantModel, network_invariants
 from gmt_ase.io import checkpoint_card, load_checkpoint
 from gmt_ase.model import OUTPUT_KEYS
 from gmt_ase.symmetry import reynolds_projection
@@ -38,12 +39,16 @@ class CrystalInput:
         (3, 3) lattice, rows are lattice vectors, Angstrom.
     operations
         (G, 3, 3) Cartesian point-group operations (:func:`gmt_ase.symmetry.analyze_symmetry`).
+    all_atoms_equivalent
+        Every atom is symmetry-equivalent to every other (elemental diamond, fcc, bcc, hcp): their Born
+        charges are equal and sum to zero, so the ionic dielectric tensor is exactly zero.
     """
 
     numbers: np.ndarray
     positions: np.ndarray
     cell: np.ndarray
     operations: np.ndarray
+    all_atoms_equivalent: bool = False
 
 
 def _default_device() -> torch.device:
@@ -87,6 +92,8 @@ class TensorPredictor:
         self.sha256 = sha256
         self.species = frozenset(int(z) for z in metadata["species"])
         self.cutoff = float(metadata["cutoff"])
+        invariant_data = metadata.get("invariant_model")
+        self.invariant_model = InvariantModel.from_dict(invariant_data) if invariant_data is not None else None
 
     @classmethod
     def from_checkpoint(
@@ -127,11 +134,29 @@ class TensorPredictor:
         results: list[dict[str, np.ndarray]] = []
         for start in range(0, len(crystals), batch_size):
             chunk = crystals[start : start + batch_size]
-            batch = collate(self.graphs(chunk), dtype=self.dtype)
+            graphs = self.graphs(chunk)
+            batch = collate(graphs, dtype=self.dtype)
             batch = {k: v.to(self.device) for k, v in batch.items()}
             outputs = self.model(batch)
             arrays = {k: outputs[k].detach().to("cpu", torch.float64).numpy() for k in OUTPUT_KEYS}
-            for b, crystal in enumerate(chunk):
+            tensors = [{k: arrays[k][b] for k in OUTPUT_KEYS} for b in range(len(chunk))]
+            if self.invariant_model is not None:
+                tensors = _rescale_to_invariants(self.invariant_model, chunk, graphs, tensors)
+            for crystal, raw in zip(chunk, tensors, strict=True):
+                if crystal.all_atoms_equivalent:
+                    raw["dielectric_ionic"] = np.zeros((3, 3))
                 ops = np.asarray(crystal.operations, dtype=np.float64)
-                results.append({k: reynolds_projection(arrays[k][b], ops) for k in OUTPUT_KEYS})
+                results.append({k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS})
         return results
+
+
+def _rescale_to_invariants(
+    model: InvariantModel,
+    chunk: Sequence[CrystalInput],
+    graphs: Sequence[CrystalGraph],
+    tensors: list[dict[str, np.ndarray]],
+) -> list[dict[str, np.ndarray]]:
+    """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps)."""
+    own = [network_invariants(t) for t in tensors]
+    invariants = model.predict(model.descriptors(graphs, [c.cell for c in chunk]), own)
+    return [model.apply(t, inv) for t, inv in zip(tensors, invariants, strict=True)]

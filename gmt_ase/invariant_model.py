@@ -77,7 +77,7 @@ class InvariantTarget:
 
 
 def network_invariants(tensors: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """The invariants of one crystal's Cartesian tensors (keys of :data:`INVARIANTS`)."""
+    """Compute the invariants of one crystal's Cartesian tensors (keys of :data:`INVARIANTS`)."""
     k_vrh, g_vrh = vrh_moduli(tensors["elastic"])
     electronic = dielectric_mean(tensors["dielectric_electronic"])
     return {

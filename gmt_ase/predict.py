@@ -62,6 +62,7 @@ def prepare_crystal(
         positions=np.array(atoms.positions, dtype=float),
         cell=np.array(atoms.cell[:], dtype=float),
         operations=symmetry.operations,
+        all_atoms_equivalent=symmetry.n_orbits == 1,
     )
     return crystal, symmetry
 

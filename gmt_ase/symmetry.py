@@ -66,6 +66,8 @@ class SymmetryInfo:
         Distance tolerance in Angstrom that was used.
     operations
         Orthonormal Cartesian point-group operations, shape (n_ops, 3, 3).
+    n_orbits
+        Number of symmetry-distinct atoms (Wyckoff orbits); 1 when every atom is equivalent.
     """
 
     space_group_symbol: str
@@ -73,6 +75,7 @@ class SymmetryInfo:
     point_group: str
     symprec: float
     operations: np.ndarray
+    n_orbits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (without the operation matrices)."""
@@ -166,6 +169,7 @@ def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryIn
         point_group=str(dataset.pointgroup),
         symprec=float(symprec),
         operations=_cartesian_operations(rotations, conventional),
+        n_orbits=len(np.unique(dataset.equivalent_atoms)),
     )
 
 

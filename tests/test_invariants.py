@@ -1,0 +1,186 @@
+"""The invariant learner: descriptors, trees as arrays, and exact, symmetry-keeping rescaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from gmt_ase.boosted_trees import TreeEnsemble, from_lightgbm
+from gmt_ase.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors, element_table_from_pymatgen
+from gmt_ase.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
+from gmt_ase.invariants import dielectric_mean, piezo_norm, rescale_dielectric, rescale_elastic, vrh_moduli
+from gmt_ase.neighbors import neighbor_list
+from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.tensors import voigt_to_full
+from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
+
+
+@pytest.fixture(scope="module")
+def table() -> ElementTable:
+    return element_table_from_pymatgen()
+
+
+def _stiffness(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(6, 6))
+    return voigt_to_full(a @ a.T * 20 + 60 * np.eye(6))
+
+
+def _descriptors(atoms, table: ElementTable) -> np.ndarray:
+    edge_index, edge_vec = neighbor_list(atoms.positions, atoms.cell[:], 5.0)
+    n_ops = len(analyze_symmetry(atoms).operations)
+    return crystal_descriptors(atoms.numbers, atoms.cell[:], edge_index, edge_vec, n_ops, table, 5.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vrh_moduli_match_pymatgen(seed: int) -> None:
+    from pymatgen.analysis.elasticity.elastic import ElasticTensor
+
+    stiffness = _stiffness(seed)
+    reference = ElasticTensor(stiffness)
+    k_vrh, g_vrh = vrh_moduli(stiffness)
+    assert k_vrh == pytest.approx(reference.k_vrh, rel=1e-12)
+    assert g_vrh == pytest.approx(reference.g_vrh, rel=1e-12)
+
+
+def test_rescale_elastic_sets_moduli_and_keeps_symmetry_and_stability() -> None:
+    atoms = bulk("ZnO", "wurtzite", a=3.25, c=5.21)
+    ops = analyze_symmetry(atoms).operations
+    stiffness = reynolds_projection(_stiffness(3), ops, rank=4)
+    k0, g0 = vrh_moduli(stiffness)
+    scaled = rescale_elastic(stiffness, 1.7, 0.6)
+    k1, g1 = vrh_moduli(scaled)
+    assert k1 == pytest.approx(1.7 * k0, rel=1e-12)
+    assert g1 == pytest.approx(0.6 * g0, rel=1e-12)
+    np.testing.assert_allclose(reynolds_projection(scaled, ops, rank=4), scaled, atol=1e-10)
+    from gmt_ase.tensors import mandel_from_full
+
+    assert np.linalg.eigvalsh(mandel_from_full(scaled)).min() > 0
+
+
+def test_rescale_elastic_commutes_with_rotations_and_reflections() -> None:
+    stiffness = _stiffness(4)
+    for seed, proper in ((5, True), (6, False)):
+        q = random_orthogonal(seed, proper=proper)
+        np.testing.assert_allclose(
+            rescale_elastic(rotate_tensor(stiffness, q), 1.3, 0.8),
+            rotate_tensor(rescale_elastic(stiffness, 1.3, 0.8), q),
+            atol=1e-9,
+        )
+
+
+def test_rescale_elastic_refuses_non_positive_factors() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        rescale_elastic(_stiffness(0), 0.0, 1.0)
+
+
+def test_rescale_dielectric_hits_the_mean_and_keeps_the_shape() -> None:
+    eps = np.diag([3.0, 3.0, 5.0])
+    scaled = rescale_dielectric(eps, 0.5, vacuum=1.0)
+    assert dielectric_mean(scaled) == pytest.approx(1 + 0.5 * (dielectric_mean(eps) - 1))
+    np.testing.assert_allclose(scaled, np.diag([2.0, 2.0, 3.0]))
+    np.testing.assert_allclose(rescale_dielectric(eps, 2.0, vacuum=0.0), 2 * eps)
+
+
+def test_trees_as_arrays_predict_exactly_what_lightgbm_predicts() -> None:
+    import lightgbm
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    y = x[:, 0] ** 2 + np.sin(3 * x[:, 1]) + 0.05 * rng.normal(size=400)
+    booster = lightgbm.train({"objective": "l1", "verbose": -1, "num_leaves": 7}, lightgbm.Dataset(x, y), 80)
+    trees = TreeEnsemble.from_dict(from_lightgbm(booster).to_dict())
+    test = rng.normal(size=(50, 6))
+    np.testing.assert_allclose(trees.predict(test), booster.predict(test), rtol=0, atol=1e-12)
+
+
+def test_trees_refuse_bad_arrays_and_inputs() -> None:
+    good = {"n_features": 2, "roots": [0], "feature": [0, -1, -1], "threshold": [0.5, 0, 0],
+            "left": [1, 0, 0], "right": [2, 0, 0], "value": [0, -1.0, 1.0]}
+    trees = TreeEnsemble.from_dict(good)
+    np.testing.assert_allclose(trees.predict(np.array([[0.0, 9.0], [1.0, 9.0]])), [-1.0, 1.0])
+    with pytest.raises(ValueError, match="out of range"):
+        TreeEnsemble.from_dict({**good, "right": [7, 0, 0]})
+    with pytest.raises(ValueError, match="feature"):
+        TreeEnsemble.from_dict({**good, "feature": [5, -1, -1]})
+    with pytest.raises(ValueError, match="finite"):
+        trees.predict(np.array([[np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="cycle"):
+        TreeEnsemble.from_dict({**good, "left": [0, 0, 0]}).predict(np.zeros((1, 2)))
+
+
+def test_descriptors_are_invariant_to_rotation_order_translation_and_supercell(table: ElementTable) -> None:
+    atoms = bulk("ZnO", "wurtzite", a=3.25, c=5.21)
+    reference = _descriptors(atoms, table)
+    assert reference.shape == (len(DESCRIPTOR_NAMES),)
+    assert np.all(np.isfinite(reference))
+    rotated = transform_atoms(atoms, random_orthogonal(7, proper=False))
+    shuffled = atoms[[3, 1, 0, 2]]
+    shuffled.translate([0.3, -1.1, 0.7])
+    supercell = atoms.repeat((2, 1, 1))
+    for other in (rotated, shuffled, supercell):
+        np.testing.assert_allclose(_descriptors(other, table), reference, rtol=1e-9, atol=1e-9)
+
+
+def test_descriptors_tell_chemistry_and_compression_apart(table: ElementTable) -> None:
+    si = _descriptors(bulk("Si", "diamond", a=5.43), table)
+    squeezed = _descriptors(bulk("Si", "diamond", a=4.3), table)
+    ge = _descriptors(bulk("Ge", "diamond", a=5.66), table)
+    volume = DESCRIPTOR_NAMES.index("volume_per_atom")
+    assert squeezed[volume] < si[volume]
+    assert not np.allclose(si, ge)
+
+
+def test_element_table_round_trip_and_refusals(table: ElementTable) -> None:
+    again = ElementTable.from_dict(table.to_dict())
+    np.testing.assert_array_equal(again.values, table.values)
+    with pytest.raises(ValueError, match="do not match"):
+        ElementTable.from_dict({**table.to_dict(), "names": ["Z"]})
+
+
+def _constant_model(table: ElementTable, values: dict[str, float], weight: float = 0.0) -> InvariantModel:
+    """An invariant model whose trees predict fixed values (one leaf each)."""
+    targets = {}
+    for name, value in values.items():
+        leaf = {"n_features": len(DESCRIPTOR_NAMES), "roots": [0], "feature": [-1], "threshold": [0.0],
+                "left": [0], "right": [0], "value": [float(np.log(value - INVARIANTS[name]))]}
+        targets[name] = InvariantTarget(TreeEnsemble.from_dict(leaf), weight, 0.1)
+    return InvariantModel(table=table, cutoff=5.0, targets=targets)
+
+
+def test_invariant_model_apply_hits_every_invariant_and_keeps_symmetry(table: ElementTable) -> None:
+    atoms = bulk("ZnO", "wurtzite", a=3.25, c=5.21)
+    ops = analyze_symmetry(atoms).operations
+    rng = np.random.default_rng(1)
+    tensors = {
+        "dielectric_electronic": reynolds_projection(np.eye(3) * 4 + 0.3 * rng.normal(size=(3, 3)), ops, rank=2),
+        "dielectric_ionic": reynolds_projection(np.eye(3) * 2 + 0.1 * rng.normal(size=(3, 3)), ops, rank=2),
+        "piezoelectric": reynolds_projection(rng.normal(size=(3, 3, 3)), ops, rank=3),
+        "elastic": reynolds_projection(_stiffness(8), ops, rank=4),
+    }
+    for name in ("dielectric_electronic", "dielectric_ionic"):
+        tensors[name] = (tensors[name] + tensors[name].T) / 2
+    wanted = {"k_vrh": 150.0, "g_vrh": 50.0, "eps_electronic_mean": 3.7, "eps_total_mean": 9.0, "piezo_norm": 1.2}
+    model = InvariantModel.from_dict(_constant_model(table, wanted).to_dict())
+    (predicted,) = model.predict(np.zeros((1, len(DESCRIPTOR_NAMES))), [network_invariants(tensors)])
+    assert predicted == pytest.approx(wanted, rel=1e-12)
+    out = model.apply(tensors, predicted)
+    assert network_invariants(out) == pytest.approx(wanted, rel=1e-10)
+    for name, rank in (("dielectric_electronic", 2), ("piezoelectric", 3), ("elastic", 4)):
+        np.testing.assert_allclose(reynolds_projection(out[name], ops, rank=rank), out[name], atol=1e-10)
+    assert piezo_norm(out["piezoelectric"]) == pytest.approx(1.2)
+
+
+def test_invariant_model_blends_with_the_network_in_log_space(table: ElementTable) -> None:
+    model = _constant_model(table, {"k_vrh": 100.0}, weight=0.5)
+    (predicted,) = model.predict(np.zeros((1, len(DESCRIPTOR_NAMES))), [{"k_vrh": 400.0}])
+    assert predicted["k_vrh"] == pytest.approx(200.0)  # geometric mean
+
+
+def test_invariant_model_refuses_other_descriptors(table: ElementTable) -> None:
+    data = _constant_model(table, {"k_vrh": 100.0}).to_dict()
+    with pytest.raises(ValueError, match="other descriptors"):
+        InvariantModel.from_dict({**data, "descriptor_names": ["volume_per_atom"]})
+    with pytest.raises(ValueError, match="unknown invariants"):
+        InvariantModel(table=table, cutoff=5.0, targets={"bandgap": next(iter(
+            InvariantModel.from_dict(data).targets.values()))})
