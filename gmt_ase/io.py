@@ -17,12 +17,15 @@ import json
 import platform
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gmt_ase._version import __version__
-from gmt_ase.model import OUTPUT_KEYS, GMTEnsemble, GMTNet, ModelConfig
+from gmt_ase.tensors import MODEL_TARGETS as OUTPUT_KEYS  # = gmt_ase.model.OUTPUT_KEYS, without importing e3nn
+
+if TYPE_CHECKING:  # the network (and e3nn, ~2-3 s to import) is imported only to build one
+    from gmt_ase.model import GMTEnsemble, GMTNet
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -121,7 +124,7 @@ def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: 
         "targets": list(OUTPUT_KEYS),
         "species": sorted(int(z) for z in metadata["species"]),
         "cutoff": float(model.config.cutoff),
-        "ensemble_size": len(model.members) if isinstance(model, GMTEnsemble) else 1,
+        "ensemble_size": len(model.members) if hasattr(model, "members") else 1,
         "library_versions": library_versions(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -217,6 +220,8 @@ def load_checkpoint(model: str | Path = "default", map_location: str | torch.dev
         Missing file, checksum mismatch, unreadable/corrupt/truncated file, foreign content, newer
         format version, or weights that do not match the recorded configuration.
     """
+    from gmt_ase.model import GMTEnsemble, GMTNet, ModelConfig
+
     payload, sha, path = _read_payload(model, map_location)
     try:
         config = ModelConfig.from_dict(payload["config"])
@@ -261,6 +266,8 @@ def _check_payload(payload: Any, path: Path) -> None:
 
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Write a tiny, seeded, **untrained** model covering elements 1-94 (for fast tests only)."""
+    from gmt_ase.model import GMTNet, ModelConfig
+
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
