@@ -245,7 +245,28 @@ class GMTEnsemble(nn.Module):
         self.members = nn.ModuleList([first, *(clone_module(first) for _ in range(size - 1))])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Average every output of the members."""
+        """Average every output of the members; piezo tensors are combined without shrinking them."""
         outputs = [member(batch) for member in self.members]
-        return {key: torch.stack([out[key] for out in outputs]).mean(0) for key in outputs[0]}
+        combined = {key: torch.stack([out[key] for out in outputs]).mean(0) for key in outputs[0]}
+        combined["piezoelectric"] = combine_odd_tensors(torch.stack([out["piezoelectric"] for out in outputs]))
+        return combined
+
+
+def combine_odd_tensors(members: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Combine (M, B, 3, 3, 3) member predictions of an odd-rank tensor by direction and magnitude.
+
+    A plain mean of members that disagree on the sign (or direction) of a polar tensor shrinks it
+    towards zero. Here each member's sign is aligned with the first member's, the aligned mean gives the
+    direction, its overall sign follows the plain mean (the majority), and its norm is the members' mean
+    norm. Every step uses inner products and norms only, so the result is as equivariant and as
+    symmetric as the members are.
+    """
+    flat = members.flatten(start_dim=2)  # (M, B, 27)
+    signs = torch.where((flat * flat[:1]).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(flat.dtype)
+    direction = (signs * flat).mean(0)  # (B, 27)
+    majority = torch.where((direction * flat.mean(0)).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(flat.dtype)
+    norm = direction.norm(dim=-1, keepdim=True)
+    scale = flat.norm(dim=-1).mean(0).unsqueeze(-1) / norm.clamp_min(eps)
+    combined = torch.where(norm > eps, majority * direction * scale, torch.zeros_like(direction))
+    return combined.reshape(members.shape[1:])
 

@@ -327,3 +327,25 @@ def test_gradients_flow(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms, 
         assert total > 0.0
     finally:
         model.zero_grad(set_to_none=True)
+
+
+def test_ensemble_piezo_combination_does_not_shrink_disagreeing_signs() -> None:
+    import numpy as np
+
+    from gmt_ase.model import combine_odd_tensors
+    from gmt_ase.testing import random_orthogonal, rotate_tensor
+
+    rng = np.random.default_rng(3)
+    tensor = rng.normal(size=(3, 3, 3))
+    members = torch.tensor(np.stack([tensor, -tensor, tensor])[:, None], dtype=torch.float64)
+    combined = combine_odd_tensors(members)[0].numpy()
+    np.testing.assert_allclose(combined, tensor, atol=1e-12)  # the plain mean would give tensor / 3
+    noisy = np.stack([(tensor + 0.1 * rng.normal(size=(3, 3, 3))) * s for s in (1, -1, 1, 1)])
+    q = random_orthogonal(11, proper=False)
+    rotated = np.stack([rotate_tensor(t, q) for t in noisy])
+    out = combine_odd_tensors(torch.tensor(noisy[:, None]))[0].numpy()
+    out_rotated = combine_odd_tensors(torch.tensor(rotated[:, None]))[0].numpy()
+    np.testing.assert_allclose(out_rotated, rotate_tensor(out, q), atol=1e-12)
+    assert np.linalg.norm(out) == pytest.approx(np.mean([np.linalg.norm(t) for t in noisy]))
+    zeros = combine_odd_tensors(torch.zeros(3, 2, 3, 3, 3, dtype=torch.float64))
+    assert torch.count_nonzero(zeros) == 0
