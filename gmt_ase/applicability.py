@@ -60,9 +60,7 @@ __all__ = [
 #: Training statistics, in ``gmt_ase/models``.
 STATS_FILE = "training_stats.json"
 #: Nonmetals, metalloids and noble gases: a crystal with none of them is taken to be (likely) metallic.
-NONMETALS = frozenset(
-    "H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe At Rn".split()
-)
+NONMETALS = frozenset("H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe At Rn".split())
 #: Warn when an element occurs in fewer training crystals of a target family than this.
 MIN_TRAINING_CRYSTALS = 5
 #: Warn when the largest empty gap exceeds this times the 99.9th percentile of training gaps (11.8 A;
@@ -99,12 +97,12 @@ def _symbols(numbers: np.ndarray) -> list[str]:
 
 
 def is_likely_metallic(symbols: list[str] | set[str]) -> bool:
-    """True when no element is a nonmetal, metalloid or noble gas (:data:`NONMETALS`)."""
+    """Return whether no element is a nonmetal, metalloid or noble gas (:data:`NONMETALS`)."""
     return not set(symbols) & NONMETALS
 
 
 def metallic_warnings(symbols: list[str] | set[str]) -> list[str]:
-    """A warning for an elemental metal or intermetallic (dielectric and piezo training data: insulators)."""
+    """Warn for an elemental metal or intermetallic (dielectric and piezo training data: insulators)."""
     if not is_likely_metallic(symbols):
         return []
     formula = "".join(sorted(set(symbols)))
@@ -151,9 +149,7 @@ def vacuum_warnings(positions: np.ndarray, cell: np.ndarray, stats: dict[str, An
         )
     vpa, vpa_max = volume_per_atom(cell, len(positions)), float(structure["volume_per_atom"][1])
     if vpa > vpa_max:
-        out.append(
-            f"very low density: {vpa:.1f} A^3 per atom, above every training crystal ({vpa_max:.1f} A^3)"
-        )
+        out.append(f"very low density: {vpa:.1f} A^3 per atom, above every training crystal ({vpa_max:.1f} A^3)")
     return out
 
 
@@ -183,7 +179,7 @@ def pair_min_distances(
 def compression_warnings(
     numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray, stats: dict[str, Any]
 ) -> list[str]:
-    """A warning naming the most compressed pair, relative to training or to covalent radii."""
+    """Warn about the most compressed pair, relative to training or to covalent radii."""
     reference = stats["pair_min_distance"]
     worst: tuple[float, str, float, str] | None = None
     for key, d in pair_min_distances(numbers, positions, cell).items():
@@ -228,8 +224,9 @@ def output_invariants(
     try:
         s = np.linalg.inv(c)  # Voigt compliance with the 2 and 4 factors on shear
         k_r = 1 / (s[0, 0] + s[1, 1] + s[2, 2] + 2 * (s[0, 1] + s[1, 2] + s[0, 2]))
-        g_r = 15 / (4 * (s[0, 0] + s[1, 1] + s[2, 2]) - 4 * (s[0, 1] + s[1, 2] + s[0, 2])
-                    + 3 * (s[3, 3] + s[4, 4] + s[5, 5]))
+        g_r = 15 / (
+            4 * (s[0, 0] + s[1, 1] + s[2, 2]) - 4 * (s[0, 1] + s[1, 2] + s[0, 2]) + 3 * (s[3, 3] + s[4, 4] + s[5, 5])
+        )
     except np.linalg.LinAlgError:
         k_r = g_r = np.nan
     eps_el = np.asarray(eps_electronic, dtype=float)
