@@ -26,6 +26,7 @@ __all__ = [
     "MIN_VOLUME_PER_ATOM",
     "AtomsTooCloseError",
     "DegenerateCellError",
+    "DisorderedStructureError",
     "EmptyStructureError",
     "InvalidStructureError",
     "NonFiniteError",
@@ -37,6 +38,7 @@ __all__ = [
     "check_finite",
     "check_min_distance",
     "check_not_empty",
+    "check_ordered",
     "check_periodic",
     "check_size",
     "check_species",
@@ -85,11 +87,73 @@ class AtomsTooCloseError(InvalidStructureError):
     """Two atoms (or an atom and its own periodic image) are closer than :data:`MIN_DISTANCE`."""
 
 
+class DisorderedStructureError(InvalidStructureError):
+    """A site is shared by several species or partly vacant (partial occupancy, e.g. from a CIF)."""
+
+
+#: Occupancies within this of 1 count as full.
+_OCCUPANCY_TOL = 1e-3
+_ORDER_HINT = (
+    "gmt_ase predicts ordered crystals only and never picks one species for you: use an ordered model "
+    "(e.g. a supercell from pymatgen's OrderDisorderedStructureTransformation)"
+)
+
+
+def _disorder_error(site: str, frac: Any, occupancy: dict[str, float]) -> DisorderedStructureError:
+    occ = " + ".join(f"{name} {float(value):.4g}" for name, value in occupancy.items())
+    where = ", ".join(f"{float(x):.4g}" for x in np.asarray(frac, dtype=float))
+    return DisorderedStructureError(
+        f"disordered structure: {site} at fractional ({where}) has partial occupancy {occ}; {_ORDER_HINT}"
+    )
+
+
+def _is_full(occupancy: dict[str, float]) -> bool:
+    return len(occupancy) == 1 and abs(float(next(iter(occupancy.values()))) - 1.0) <= _OCCUPANCY_TOL
+
+
+def _check_occupancy_info(occupancy: Any, frac: np.ndarray, kinds: np.ndarray | None) -> None:
+    """Check an ASE/pymatgen ``occupancy`` mapping {site kind: {symbol: occupancy}} from a CIF reader."""
+    if not isinstance(occupancy, dict):
+        return
+    for kind, species in occupancy.items():
+        if isinstance(species, dict) and not _is_full(species):
+            atoms_of_kind = np.flatnonzero(kinds == int(kind)) if kinds is not None else np.array([], int)
+            first = int(atoms_of_kind[0]) if atoms_of_kind.size else None
+            site = f"CIF site {kind}" + (f" (atom {first})" if first is not None else "")
+            error = _disorder_error(site, frac[first] if first is not None else [np.nan] * 3, species)
+            raise DisorderedStructureError(
+                f"{error} (after ordering it yourself, delete the stale info['occupancy'] of the Atoms)"
+            )
+
+
+def check_ordered(structure: Any) -> None:
+    """Raise :class:`DisorderedStructureError` naming the first site with a partial occupancy.
+
+    A pymatgen ``Structure`` is disordered when a site holds several species or less than one atom; ASE's
+    CIF reader keeps one species per site and records the occupancies in ``atoms.info["occupancy"]``
+    (kept through pymatgen's ``AseAtomsAdaptor`` as ``structure.properties["occupancy"]``), which is read
+    here so that a disordered CIF is refused rather than silently reduced to one of its species.
+    """
+    if isinstance(structure, Atoms):
+        kinds = structure.arrays.get("spacegroup_kinds")
+        _check_occupancy_info(structure.info.get("occupancy"), structure.get_scaled_positions(wrap=False), kinds)
+        return
+    if hasattr(structure, "sites") and hasattr(structure, "frac_coords"):
+        for index, site in enumerate(structure.sites):
+            occupancy = {str(sp): float(amount) for sp, amount in site.species.items()}
+            if not _is_full(occupancy):
+                raise _disorder_error(f"site {index}", site.frac_coords, occupancy)
+        properties = getattr(structure, "properties", None) or {}
+        _check_occupancy_info(properties.get("occupancy"), np.asarray(structure.frac_coords), None)
+
+
 def as_atoms(structure: Any) -> Atoms:
     """Return an ASE ``Atoms`` for an ``Atoms`` or a pymatgen ``Structure`` (never mutating the input).
 
     Raises
     ------
+    DisorderedStructureError
+        For a disordered (partially occupied) ``Structure``.
     TypeError
         For any other object.
 
@@ -97,6 +161,7 @@ def as_atoms(structure: Any) -> Atoms:
     if isinstance(structure, Atoms):
         return structure
     if hasattr(structure, "lattice") and hasattr(structure, "frac_coords"):
+        check_ordered(structure)
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return AseAtomsAdaptor.get_atoms(structure)
@@ -246,13 +311,15 @@ def validate_structure(
     Raises
     ------
     InvalidStructureError
-        The specific subclass of the first failed check.
+        The specific subclass of the first failed check (:class:`DisorderedStructureError` for a partial
+        occupancy, from a pymatgen ``Structure`` or an ASE-read CIF).
     TypeError
         If ``structure`` is neither ``Atoms`` nor ``Structure``.
 
     """
     atoms = as_atoms(structure)
     check_not_empty(atoms)
+    check_ordered(atoms)
     check_finite(atoms)
     check_periodic(atoms)
     check_cell(atoms)
