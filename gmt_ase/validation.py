@@ -319,10 +319,10 @@ def validate_structure(
     """
     atoms = as_atoms(structure)
     check_not_empty(atoms)
-    check_ordered(atoms)
     check_finite(atoms)
     check_periodic(atoms)
     check_cell(atoms)
+    check_ordered(atoms)
     check_size(atoms, max_atoms)
     check_volume_per_atom(atoms, volume_per_atom)
     check_species(atoms, species, model_name)
