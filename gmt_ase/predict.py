@@ -6,8 +6,10 @@ Pipeline per chunk of ``batch_size`` structures:
    :class:`~gmt_ase.results.PredictionFailure` for its index and the rest go on;
 2. predict the good ones in one model call; if that call fails unexpectedly (e.g. out of memory), retry
    them one by one so that only the culprit fails;
-3. check the outputs (float64, already projected onto the point group by the predictor) and compute the
-   derived quantities.
+3. check the outputs (float64, already projected onto the point group by the predictor), attach the
+   applicability warnings (:mod:`gmt_ase.applicability`) and the one-sigma uncertainties when the model
+   has them (key ``"uncertainty"`` of the predictor's output; see
+   :func:`gmt_ase.results.uncertainty_from_cartesian`). Derived quantities are computed on first access.
 
 Structures are consumed lazily (any iterable, including a generator), so :func:`iter_predictions` never
 holds more than one chunk in memory.
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gmt_ase.applicability import applicability_warnings, output_invariants
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
 from gmt_ase.symmetry import DEFAULT_SYMPREC, SymmetryInfo, analyze_symmetry
 from gmt_ase.validation import validate_structure
@@ -67,12 +71,19 @@ def prepare_crystal(
     return crystal, symmetry
 
 
-def _finish(index: int, raw: dict[str, np.ndarray], symmetry: SymmetryInfo) -> TensorPrediction:
+def _finish(
+    index: int, raw: dict[str, Any], crystal: CrystalInput, symmetry: SymmetryInfo
+) -> TensorPrediction:
     tensors = {name: np.asarray(raw[name], dtype=np.float64) for name in MODEL_OUTPUTS}  # projected already
     bad = [name for name, tensor in tensors.items() if not np.all(np.isfinite(tensor))]
     if bad:
         raise FloatingPointError(f"the model returned NaN or infinite values for {', '.join(bad)}")
-    return prediction_from_cartesian(index, tensors, symmetry.as_dict())
+    prediction = prediction_from_cartesian(index, tensors, symmetry.as_dict(), uncertainty=raw.get("uncertainty"))
+    invariants = output_invariants(
+        prediction.dielectric_electronic, prediction.dielectric_ionic, prediction.piezoelectric, prediction.elastic
+    )
+    warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants)
+    return replace(prediction, warnings=tuple(warnings))
 
 
 def predict_one(
@@ -81,7 +92,7 @@ def predict_one(
     """Predict one structure, raising on any problem (used by the ASE calculator)."""
     crystal, symmetry = prepare_crystal(structure, predictor, symprec)
     (raw,) = predictor.predict([crystal], batch_size=1)
-    return _finish(0, raw, symmetry)
+    return _finish(0, raw, crystal, symmetry)
 
 
 def _model_outputs(
@@ -116,11 +127,11 @@ def _predict_chunk(
             prepared.append((index, crystal, symmetry))
     if prepared:
         outputs = _model_outputs(predictor, [crystal for _, crystal, _ in prepared], batch_size)
-        for (index, _, symmetry), raw in zip(prepared, outputs, strict=True):
+        for (index, crystal, symmetry), raw in zip(prepared, outputs, strict=True):
             try:
                 if isinstance(raw, Exception):
                     raise raw
-                results[index] = _finish(index, raw, symmetry)
+                results[index] = _finish(index, raw, crystal, symmetry)
             except Exception as error:  # noqa: BLE001
                 results[index] = PredictionFailure.from_exception(index, error)
     return [results[index] for index, _ in chunk]

@@ -16,11 +16,29 @@ import numpy as np
 from gmt_ase.derived import DERIVED_UNITS, derived_properties
 from gmt_ase.tensors import TARGETS, full_to_voigt
 
-__all__ = ["TENSOR_UNITS", "PredictionFailure", "TensorPrediction", "prediction_from_cartesian"]
+__all__ = [
+    "NO_UNCERTAINTY_NOTE",
+    "SCALAR_STD_KEYS",
+    "TENSOR_STD_KEYS",
+    "TENSOR_UNITS",
+    "PredictionFailure",
+    "TensorPrediction",
+    "prediction_from_cartesian",
+    "uncertainty_from_cartesian",
+]
 
 #: Unit of every tensor field ("1" = dimensionless), from the target registry.
 TENSOR_UNITS: dict[str, str] = {name: spec.unit for name, spec in TARGETS.items()}
 _TENSOR_FIELDS = tuple(TENSOR_UNITS)
+#: ``TensorPrediction.uncertainty`` keys of the tensors' one-sigma arrays (same Voigt form and units).
+TENSOR_STD_KEYS: tuple[str, ...] = tuple(f"{name}_std" for name in _TENSOR_FIELDS)
+#: Derived scalars with a one-sigma value, stored as ``"<name>_std"`` (units of ``DERIVED_UNITS[name]``).
+SCALAR_STD_KEYS: tuple[str, ...] = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "eij_max")
+#: Said wherever a model has no calibrated spread: unknown, never zero.
+NO_UNCERTAINTY_NOTE = (
+    "no uncertainty: this model has no calibrated spread (e.g. the single-network 'fast' model); "
+    "the error of these predictions is unknown, not zero"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,14 @@ class TensorPrediction:
         (6, 6) stiffness ``C_IJ`` in GPa, same Voigt order.
     symmetry
         ``SymmetryInfo.as_dict()``: space group, point group, symprec and number of operations.
+    warnings
+        Applicability warnings (see :mod:`gmt_ase.applicability`): short sentences, empty when all is well.
+    uncertainty
+        One standard deviation of every tensor under ``"<tensor>_std"`` (same Voigt form and units as the
+        tensor; ``dielectric_total_std = sqrt(electronic^2 + ionic^2)``) and of the scalars of
+        :data:`SCALAR_STD_KEYS` under ``"<name>_std"``; ``None`` when the model has no calibrated spread.
+    uncertainty_note
+        :data:`NO_UNCERTAINTY_NOTE` when ``uncertainty`` is ``None``, else ``None``.
     derived
         Derived quantities (see :mod:`gmt_ase.derived`), JSON-safe. Computed on first access and cached:
         pymatgen's moduli cost more than the prediction itself, and a screen may not need them.
@@ -52,6 +78,9 @@ class TensorPrediction:
     piezoelectric: np.ndarray
     elastic: np.ndarray
     symmetry: dict
+    warnings: tuple[str, ...] = ()
+    uncertainty: dict[str, Any] | None = None
+    uncertainty_note: str | None = NO_UNCERTAINTY_NOTE
     ok: ClassVar[bool] = True
 
     @cached_property
@@ -68,6 +97,9 @@ class TensorPrediction:
             out[name] = np.asarray(getattr(self, name), dtype=float).tolist()
         out["symmetry"] = dict(self.symmetry)
         out["derived"] = dict(self.derived)
+        out["warnings"] = list(self.warnings)
+        out["uncertainty"] = _jsonable(self.uncertainty)
+        out["uncertainty_note"] = self.uncertainty_note
         out["units"] = {**TENSOR_UNITS, **{f"derived.{k}": u for k, u in DERIVED_UNITS.items()}}
         return out
 
@@ -102,7 +134,59 @@ class PredictionFailure:
         return {"index": int(self.index), "ok": False, "error_type": self.error_type, "error": self.message}
 
 
-def prediction_from_cartesian(index: int, tensors: dict[str, np.ndarray], symmetry: dict) -> TensorPrediction:
+def _jsonable(uncertainty: dict[str, Any] | None) -> dict[str, Any] | None:
+    if uncertainty is None:
+        return None
+    return {key: None if v is None else np.asarray(v, dtype=float).tolist() for key, v in uncertainty.items()}
+
+
+def uncertainty_from_cartesian(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Convert the predictor's one-sigma values (Cartesian) to ``TensorPrediction.uncertainty``.
+
+    Parameters
+    ----------
+    raw
+        ``None`` (no spread), or a dict with Cartesian one-sigma arrays ``dielectric_electronic`` (3, 3),
+        ``dielectric_ionic`` (3, 3), ``piezoelectric`` (3, 3, 3), ``elastic`` (3, 3, 3, 3) and scalars
+        named in :data:`SCALAR_STD_KEYS`; a missing entry becomes ``None``.
+
+    Returns
+    -------
+    dict or None
+        ``"<tensor>_std"`` arrays in Voigt form (``dielectric_total_std`` is the root sum of squares of
+        electronic and ionic: independent errors) and ``"<scalar>_std"`` floats.
+
+    Raises
+    ------
+    FloatingPointError
+        If a value is negative, NaN or infinite.
+
+    """
+    if raw is None:
+        return None
+    out: dict[str, Any] = {}
+    for name in ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic"):
+        value = raw.get(name)
+        out[f"{name}_std"] = None if value is None else full_to_voigt(np.asarray(value, dtype=np.float64))
+    el, ion = out["dielectric_electronic_std"], out["dielectric_ionic_std"]
+    out["dielectric_total_std"] = None if el is None or ion is None else np.sqrt(el**2 + ion**2)
+    if out["elastic_std"] is not None:
+        out["elastic_std"] = 0.5 * (out["elastic_std"] + out["elastic_std"].T)
+    for name in SCALAR_STD_KEYS:
+        out[f"{name}_std"] = None if raw.get(name) is None else float(raw[name])
+    bad = [key for key, v in out.items() if v is not None and not np.all(np.isfinite(v) & (np.asarray(v) >= 0))]
+    if bad:
+        raise FloatingPointError(f"the model returned negative or non-finite uncertainties for {', '.join(bad)}")
+    return out
+
+
+def prediction_from_cartesian(
+    index: int,
+    tensors: dict[str, np.ndarray],
+    symmetry: dict,
+    warnings: tuple[str, ...] | list[str] = (),
+    uncertainty: dict[str, Any] | None = None,
+) -> TensorPrediction:
     """Assemble a :class:`TensorPrediction` from Cartesian model outputs.
 
     Parameters
@@ -114,6 +198,10 @@ def prediction_from_cartesian(index: int, tensors: dict[str, np.ndarray], symmet
         ``elastic`` (3, 3, 3, 3), already projected onto the crystal's point group.
     symmetry
         ``SymmetryInfo.as_dict()``.
+    warnings
+        Applicability warnings.
+    uncertainty
+        The predictor's Cartesian one-sigma values (see :func:`uncertainty_from_cartesian`) or ``None``.
 
     """
     eps_el = full_to_voigt(tensors["dielectric_electronic"])  # (3, 3), symmetric part
@@ -129,4 +217,7 @@ def prediction_from_cartesian(index: int, tensors: dict[str, np.ndarray], symmet
         piezoelectric=piezo,
         elastic=elastic,
         symmetry=dict(symmetry),
+        warnings=tuple(warnings),
+        uncertainty=uncertainty_from_cartesian(uncertainty),
+        uncertainty_note=None if uncertainty is not None else NO_UNCERTAINTY_NOTE,
     )
