@@ -140,7 +140,7 @@ def _trim_partial_line(path: Path) -> bool:
 
 
 def read_resume_state(path: Path, model_sha256: str | None) -> ResumeState:
-    """Check the output (see :func:`check_output`), trim a partial last line and read the done keys.
+    """Read the done keys of an existing output (refusing a foreign one) and trim a partial last line.
 
     Raises
     ------
@@ -151,8 +151,7 @@ def read_resume_state(path: Path, model_sha256: str | None) -> ResumeState:
     state = ResumeState()
     if not path.exists() or not path.stat().st_size:
         return state
-    check_output(path)
-    for number, row in _rows(path):
+    for number, row in _rows(path):  # raises OutputError for a foreign or damaged file, before any change
         sha = row.get("model_sha256") or None
         if sha != model_sha256:
             raise OutputError(f"{path} line {number} holds results of another model (sha256 {sha}); "

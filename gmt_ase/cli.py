@@ -37,8 +37,8 @@ EPILOG = """examples:
   gmt-ase info --model fast                         the model card, as JSON
   gmt-ase train --help                              train a model
 
-exit status of predict: 0 if at least one structure was predicted (or nothing was left to do),
-1 if every structure it tried failed, 2 for bad arguments, inputs, output file or model."""
+exit status of predict: 0 if at least one input structure has a prediction (from this run or an earlier
+one), 1 if every input structure failed, 2 for bad arguments, inputs, output file, device or model."""
 
 
 MODEL_HELP = "a shipped model ('default', 'fast') or a checkpoint path (./name for a file named like one)"
@@ -48,7 +48,8 @@ def _add_predict(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="predict tensors for structure files, folders or globs",
-        description="Predict dielectric, piezoelectric and elastic tensors (resumable: rerun to continue).",
+        description="Predict dielectric, piezoelectric and elastic tensors. Rerun the same command to resume: "
+        "structures already predicted (same absolute path, frame and --symprec) are skipped, failed ones retried.",
     )
     parser.add_argument("paths", nargs="+", help="CIF/POSCAR/extxyz files, folders or glob patterns")
     parser.add_argument("-r", "--recursive", action="store_true", help="also search the subfolders of folders")
