@@ -163,7 +163,11 @@ class GMTCalculator(Calculator):
     ``dielectric_tensor`` (3, 3) electronic/high-frequency, ``dielectric_tensor_ionic`` and
     ``dielectric_tensor_total`` (3, 3), ``piezoelectric_tensor`` (3, 6) Voigt C/m^2 and
     ``elastic_tensor`` (6, 6) Voigt GPa, Voigt order xx yy zz yz xz xy. ``results`` also holds
-    ``space_group``, ``space_group_number``, ``point_group``, ``symprec`` and ``derived``.
+    ``space_group``, ``space_group_number``, ``point_group``, ``symprec``, ``derived``, ``warnings``
+    (applicability warnings, a list of sentences, empty when all is well; see gmt_ase.applicability),
+    ``"<property>_std"`` for each tensor (one standard deviation, same shape and unit; ``None`` when the
+    model has no calibrated spread, never zeros), ``uncertainty`` (``TensorPrediction.uncertainty``) and
+    ``uncertainty_note`` (why there is none, else None).
 
     """
 
@@ -224,6 +228,10 @@ class GMTCalculator(Calculator):
         results: dict[str, Any] = {
             name: np.array(getattr(prediction, field)) for name, field in PROPERTY_FIELDS.items()
         }
+        uncertainty = prediction.uncertainty or {}
+        for name, field in PROPERTY_FIELDS.items():  # None (unknown, never zero) for a model without spread
+            std = uncertainty.get(f"{field}_std")
+            results[f"{name}_std"] = None if std is None else np.array(std)
         symmetry = prediction.symmetry
         results.update(
             space_group=symmetry["space_group_symbol"],
@@ -231,6 +239,9 @@ class GMTCalculator(Calculator):
             point_group=symmetry["point_group"],
             symprec=symmetry["symprec"],
             derived=prediction.derived,
+            warnings=list(prediction.warnings),
+            uncertainty_note=prediction.uncertainty_note,
+            uncertainty=prediction.uncertainty,
         )
         self.results = results
 
@@ -258,9 +269,17 @@ class GMTCalculator(Calculator):
         return Tensor(self._property(_DIELECTRIC_KINDS[kind], atoms))
 
     def get_derived_properties(self, atoms: Atoms | None = None) -> dict[str, Any]:
-        """Return the derived quantities (moduli, stability, piezo coefficients...): see gmt_ase.derived."""
+        """Return the derived quantities (moduli, stability, piezo coefficients...): see gmt_ase.derived.
+
+        Also ``"<name>_std"`` (one sigma, same unit) for ``k_vrh``, ``g_vrh``, ``eps_electronic_mean``,
+        ``eps_total_mean`` and ``eij_max``: ``None`` when the model has no calibrated spread (see
+        ``results["uncertainty_note"]``).
+        """
+        from gmt_ase.results import SCALAR_STD_KEYS
+
         self.get_property("elastic_tensor", atoms)  # (re)calculates if needed
-        return dict(self.results["derived"])
+        stds = self.results.get("uncertainty") or {}
+        return {**self.results["derived"], **{f"{key}_std": stds.get(f"{key}_std") for key in SCALAR_STD_KEYS}}
 
     def predict(
         self, structures: Iterable[Any], batch_size: int = 64, progress: bool = False

@@ -19,6 +19,7 @@ from gmt_ase import GMTCalculator
 from gmt_ase.derived import DERIVED_UNITS
 from gmt_ase.inference import TensorPredictor
 from gmt_ase.io import CheckpointError
+from gmt_ase.results import SCALAR_STD_KEYS
 from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.tensors import voigt_to_full
 from gmt_ase.testing import assert_equivariant, random_orthogonal, stable_seed
@@ -140,7 +141,7 @@ def test_pymatgen_helpers(calc32, wurtzite_zno):
     with pytest.raises(ValueError, match="kind must be one of"):
         calc32.get_dielectric_tensor(wurtzite_zno, kind="static")
     derived = calc32.get_derived_properties(wurtzite_zno)
-    assert list(derived) == list(DERIVED_UNITS)
+    assert list(derived) == [*DERIVED_UNITS, *(f"{key}_std" for key in SCALAR_STD_KEYS)]
     assert derived["k_vrh"] == pytest.approx(elastic.k_vrh)
     json.dumps(derived, allow_nan=False)
 
