@@ -114,7 +114,8 @@ def dielectric_summary(eps_electronic: np.ndarray, eps_ionic: np.ndarray) -> dic
     }
 
 
-def _fibonacci_sphere(n: int) -> np.ndarray:
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """Return ``n`` nearly uniform unit vectors (Fibonacci lattice on the sphere), shape (n, 3)."""
     k = np.arange(n) + 0.5
     z = 1.0 - 2.0 * k / n
     phi = np.pi * (1.0 + 5.0**0.5) * k
@@ -144,7 +145,7 @@ def longitudinal_piezo_max(piezo_voigt: np.ndarray) -> tuple[float, np.ndarray]:
     full = voigt_to_full(np.asarray(piezo_voigt, dtype=float))  # (3, 3, 3)
     if not np.any(full):
         return 0.0, np.array([0.0, 0.0, 1.0])
-    points = _fibonacci_sphere(_N_SPHERE)  # (N, 3)
+    points = fibonacci_sphere(_N_SPHERE)  # (N, 3)
     values = np.einsum("ijk,ni,nj,nk->n", full, points, points, points)  # (N,)
 
     sym = (full + full.transpose(1, 0, 2) + full.transpose(2, 1, 0)) / 3.0  # (3, 3, 3), fully symmetric

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gmt_ase.derived import fibonacci_sphere
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.invariant_model import InvariantModel, network_invariants
 from gmt_ase.io import checkpoint_card, load_checkpoint
 from gmt_ase.model import OUTPUT_KEYS
 from gmt_ase.symmetry import reynolds_projection
+from gmt_ase.uncertainty import prediction_uncertainty, validate_calibration
 
 __all__ = ["CrystalInput", "TensorPredictor"]
 
@@ -94,6 +96,8 @@ class TensorPredictor:
         self.cutoff = float(metadata["cutoff"])
         invariant_data = metadata.get("invariant_model")
         self.invariant_model = InvariantModel.from_dict(invariant_data) if invariant_data is not None else None
+        calibration = metadata.get("uncertainty")
+        self.calibration = validate_calibration(calibration) if calibration is not None else None
 
     @classmethod
     def from_checkpoint(
@@ -146,8 +150,24 @@ class TensorPredictor:
                 if crystal.all_atoms_equivalent:
                     raw["dielectric_ionic"] = np.zeros((3, 3))
                 ops = np.asarray(crystal.operations, dtype=np.float64)
-                results.append({k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS})
+                final = {k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS}
+                if self.calibration is not None:
+                    final["uncertainty"] = _uncertainty(final, ops, self.calibration)
+                results.append(final)
         return results
+
+
+def _uncertainty(tensors: dict[str, np.ndarray], operations: np.ndarray, calibration: dict) -> dict:
+    """Calibrated one-sigma uncertainties of one crystal's final tensors."""
+    piezo = tensors["piezoelectric"]
+    eij_max = 0.0
+    if np.any(piezo):
+        values = np.einsum("ijk,ni,nj,nk->n", piezo, _SPHERE, _SPHERE, _SPHERE)
+        eij_max = float(values.max())  # sampled maximum: within ~1 % of the refined one, ample for a sigma
+    return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration)
+
+
+_SPHERE = fibonacci_sphere(2000)
 
 
 def _rescale_to_invariants(
