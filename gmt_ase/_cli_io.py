@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gmt_ase.derived import DERIVED_UNITS
-from gmt_ase.results import TENSOR_UNITS
+from gmt_ase.results import SCALAR_STD_KEYS, TENSOR_UNITS
 from gmt_ase.tensors import VOIGT_PAIRS
 
 __all__ = ["InputItem", "csv_columns", "flatten_row", "resolve_paths", "stream_structures"]
@@ -26,6 +26,8 @@ _VOIGT_LABELS = tuple(_AXES[i] + _AXES[j] for i, j in VOIGT_PAIRS)  # xx yy zz y
 _SUFFIX = {"GPa": "_GPa", "C/m^2": "_C_per_m2", "pC/N": "_pC_per_N", "1": "", "bool": ""}
 _META = ("source", "index", "ok", "error_type", "error", "model_sha256", "path", "frame", "symprec",
          "space_group", "space_group_number", "point_group")
+#: Applicability warnings (joined by " | ") and why there is no uncertainty; then one-sigma columns.
+_QUALITY = ("n_warnings", "warnings", "uncertainty_note")
 _FORMAT_NAMES = {"cif": "CIF", "vasp": "POSCAR", "extxyz": "extxyz", None: "structure"}
 
 
@@ -132,15 +134,43 @@ def stream_structures(paths: Sequence[Path]) -> Iterator[InputItem]:
             yield InputItem(path, frame, _read_error(path, fmt, error))
 
 
-def _tensor_columns() -> list[str]:
+def _tensor_columns(std: str = "") -> list[str]:
+    """Tensor columns; ``std="_std"`` names their one-sigma columns (``elastic_std_C11_GPa``, ...)."""
     columns = []
     for name in ("dielectric_electronic", "dielectric_ionic", "dielectric_total"):
-        columns += [f"{name}_{label}" for label in _VOIGT_LABELS]
+        columns += [f"{name}{std}_{label}" for label in _VOIGT_LABELS]
     suffix = _SUFFIX[TENSOR_UNITS["piezoelectric"]]
-    columns += [f"piezoelectric_e{i + 1}{j + 1}{suffix}" for i in range(3) for j in range(6)]
+    columns += [f"piezoelectric{std}_e{i + 1}{j + 1}{suffix}" for i in range(3) for j in range(6)]
     suffix = _SUFFIX[TENSOR_UNITS["elastic"]]
-    columns += [f"elastic_C{i + 1}{j + 1}{suffix}" for i in range(6) for j in range(6)]
+    columns += [f"elastic{std}_C{i + 1}{j + 1}{suffix}" for i in range(6) for j in range(6)]
     return columns
+
+
+def _scalar_std_columns() -> list[tuple[str, str]]:
+    """(column, uncertainty key) of the derived scalars' one-sigma values."""
+    return [(f"{key}_std{_SUFFIX[DERIVED_UNITS[key]]}", f"{key}_std") for key in SCALAR_STD_KEYS]
+
+
+def _tensor_values(row: dict[str, Any], std: str = "") -> list[float | None]:
+    values: list[float | None] = []
+    for name in ("dielectric_electronic", "dielectric_ionic", "dielectric_total"):
+        values += [row[name + std][i][j] for i, j in VOIGT_PAIRS]
+    values += [v for line in row["piezoelectric" + std] for v in line]
+    values += [v for line in row["elastic" + std] for v in line]
+    return values
+
+
+def _flatten_quality(row: dict[str, Any], flat: dict[str, Any]) -> None:
+    """Warnings, the no-uncertainty note and the one-sigma columns (empty when the model has no spread)."""
+    warnings = row.get("warnings") or []
+    flat.update(n_warnings=len(warnings), warnings=" | ".join(" ".join(w.splitlines()) for w in warnings),
+                uncertainty_note=row.get("uncertainty_note"))
+    uncertainty = row.get("uncertainty") or {}
+    if all(uncertainty.get(f"{name}_std") is not None for name in TENSOR_UNITS):
+        std_row = {f"{name}_std": uncertainty[f"{name}_std"] for name in TENSOR_UNITS}
+        flat.update(zip(_tensor_columns("_std"), _tensor_values(std_row, "_std"), strict=True))
+    for column, key in _scalar_std_columns():
+        flat[column] = uncertainty.get(key)
 
 
 def _derived_columns() -> list[tuple[str, str, tuple[int, ...] | None]]:
@@ -158,8 +188,9 @@ def _derived_columns() -> list[tuple[str, str, tuple[int, ...] | None]]:
 
 
 def csv_columns() -> list[str]:
-    """Return the fixed CSV header: metadata, Voigt-flattened tensors, derived values; units in names."""
-    return [*_META, *_tensor_columns(), *(column for column, _, _ in _derived_columns())]
+    """Return the fixed CSV header: metadata, warnings, tensors, derived values, one-sigma values; units in names."""
+    return [*_META, *_QUALITY, *_tensor_columns(), *(column for column, _, _ in _derived_columns()),
+            *_tensor_columns("_std"), *(column for column, _ in _scalar_std_columns())]
 
 
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -171,12 +202,8 @@ def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     flat.update(space_group=symmetry.get("space_group_symbol"), space_group_number=symmetry.get(
         "space_group_number"), point_group=symmetry.get("point_group"))
     if row.get("ok"):
-        values: list[float] = []
-        for name in ("dielectric_electronic", "dielectric_ionic", "dielectric_total"):
-            values += [row[name][i][j] for i, j in VOIGT_PAIRS]
-        values += [v for line in row["piezoelectric"] for v in line]
-        values += [v for line in row["elastic"] for v in line]
-        flat.update(zip(_tensor_columns(), values, strict=True))
+        _flatten_quality(row, flat)
+        flat.update(zip(_tensor_columns(), _tensor_values(row), strict=True))
         derived = row["derived"]
         for column, key, index in _derived_columns():
             value = derived.get(key)
