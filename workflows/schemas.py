@@ -95,6 +95,20 @@ class TensorPredictionDocument(BaseModel):
         None, description="Derived quantities (k_vrh, g_vrh [GPa], eps means, eij_max [C/m^2], ...)."
     )
     symmetry: PredictionSymmetry | None = Field(None, description="Detected symmetry.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Applicability warnings (metallic, vacuum, compressed, rare elements, outputs out of "
+        "training range): short sentences, empty when all is well (see gmt_ase.applicability).",
+    )
+    uncertainty: dict[str, Any] | None = Field(
+        None,
+        description="One standard deviation per tensor component ('<tensor>_std', same Voigt form and units as "
+        "the tensor) and per derived scalar ('k_vrh_std', 'g_vrh_std' [GPa], 'eps_electronic_mean_std', "
+        "'eps_total_mean_std', 'eij_max_std' [C/m^2]); None when the model has no calibrated spread.",
+    )
+    uncertainty_note: str | None = Field(
+        None, description="Why there is no uncertainty (never zeros), None when there is one."
+    )
     error_type: str | None = Field(None, description="Exception class name if the prediction failed.")
     error: str | None = Field(None, description="Error message if the prediction failed.")
     units: dict[str, str] = Field(default_factory=lambda: dict(TENSOR_UNITS))
@@ -142,10 +156,17 @@ class TensorPredictionDocument(BaseModel):
         if not result.ok:
             return cls(ok=False, error_type=result.error_type, error=result.message, **common)
         values = {name: getattr(result, name).tolist() for name in tensors}
+        dropped = {f"{name}_std" for name in TENSOR_FIELDS if name not in tensors}
+        uncertainty = result.to_dict()["uncertainty"] if result.uncertainty is not None else None
+        if uncertainty is not None:
+            uncertainty = {key: value for key, value in uncertainty.items() if key not in dropped}
         return cls(
             ok=True,
             derived=dict(result.derived),
             symmetry=PredictionSymmetry(**result.symmetry),
+            warnings=list(result.warnings),
+            uncertainty=uncertainty,
+            uncertainty_note=result.uncertainty_note,
             **values,
             **common,
         )
