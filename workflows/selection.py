@@ -7,15 +7,30 @@ dict must all hold. ``{"and": [c1, c2, ...]}``, ``{"or": [c1, c2, ...]}`` and ``
 criteria (they must be the only key of their dict). ``None`` or ``{}`` selects every successful prediction.
 Tuples may arrive as two-element lists after a JSON round trip; both are accepted.
 
-Operators: ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``, ``in`` and ``not in`` (value is a list), and
-``subset`` (a list-valued quantity, e.g. ``elements``, is a subset of the given list).
+Operators: ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``, ``in`` and ``not in`` (value is a list),
+``subset`` (a list-valued quantity, e.g. ``elements``, is a subset of the given list) and ``contains``
+(a string, or a list of strings such as ``warnings``, contains the given text: ``{"warnings":
+("contains", "metallic")}``).
+
+Probability form: ``{"k_vrh": ("P>", 150, 0.2)}`` holds when ``P(k_vrh > 150) >= 0.2`` and
+``{"k_vrh": ("P<", 5, 0.5)}`` when ``P(k_vrh < 5) >= 0.5``, where the quantity is taken as normally
+distributed with the predicted value as mean and its calibrated one-sigma ``<key>_std`` as standard
+deviation: ``P(X > t) = 1 - Phi((t - mean) / std)``. Only keys with a ``<key>_std`` partner qualify
+(``k_vrh``, ``g_vrh``, ``eps_electronic_mean``, ``eps_total_mean``, ``eij_max``). If the model gave no
+uncertainty (``std`` is ``None``, e.g. the single-network ``fast`` model), evaluating such a condition
+raises ``ValueError`` rather than pretending the spread is zero; a zero ``std`` is a plain comparison.
 
 Keys are those of :func:`selection_record`: every derived quantity of the calculator (``k_vrh``,
-``g_vrh``, ``eps_electronic_mean``, ``eij_max``, ``d_max_abs``, ``born_stable``, ...), plus ``index``,
-``label``, ``formula``, ``elements``, ``nsites``, ``space_group_number``, ``space_group_symbol`` and
-``point_group``. An unknown key raises (a typo must not silently select nothing); a quantity that is
-``None`` (undefined, e.g. the Poisson ratio of a singular stiffness) never satisfies a comparison.
-Failed predictions are never selected.
+``g_vrh``, ``eps_electronic_mean``, ``eij_max``, ``d_max_abs``, ``born_stable``, ...), their one-sigma
+values (``k_vrh_std``, ...; ``None`` without uncertainty), the applicability ``warnings`` (list of
+sentences) and ``n_warnings``, plus ``index``, ``label``, ``formula``, ``elements``, ``nsites``,
+``space_group_number``, ``space_group_symbol`` and ``point_group``. An unknown key raises (a typo must
+not silently select nothing); a quantity that is ``None`` (undefined, e.g. the Poisson ratio of a
+singular stiffness) never satisfies a comparison. Failed predictions are never selected.
+
+Warned structures: exclude them with ``{"n_warnings": ("==", 0)}`` (or only the metallic ones with
+``{"not": {"warnings": ("contains", "metallic")}}``), or route them to DFT with
+``{"or": [<criterion>, {"n_warnings": (">", 0)}]}``.
 
 Examples
 --------
@@ -24,25 +39,34 @@ Examples
 True
 >>> evaluate({"k_vrh": (">", 150), "born_stable": ("==", True)}, {"k_vrh": 200.0, "born_stable": False})
 False
+>>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 130.0, "k_vrh_std": 20.0})  # P = 0.16
+False
+>>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 135.0, "k_vrh_std": 20.0})  # P = 0.23
+True
 
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gmt_ase.derived import DERIVED_UNITS
+from gmt_ase.results import SCALAR_STD_KEYS
 
-__all__ = ["OPERATORS", "SELECTION_KEYS", "check_selection_key", "evaluate", "select_indices", "selection_record",
-           "validate_criteria"]
+__all__ = ["OPERATORS", "PROBABILITY_OPERATORS", "SELECTION_KEYS", "check_selection_key", "evaluate",
+           "exceedance_probability", "select_indices", "selection_record", "validate_criteria"]
 
 _SYMMETRY_KEYS = ("space_group_number", "space_group_symbol", "point_group")
 #: Every quantity a criterion or ``rank_by`` can name (the keys of :func:`selection_record`).
+_STD_KEYS = tuple(f"{key}_std" for key in SCALAR_STD_KEYS)
 SELECTION_KEYS: tuple[str, ...] = ("index", "label", "formula", "nsites", "elements", *_SYMMETRY_KEYS,
-                                   *DERIVED_UNITS)
+                                   *DERIVED_UNITS, *_STD_KEYS, "warnings", "n_warnings")
+#: ``(op, threshold, min_probability)`` conditions: probability that the quantity is above / below.
+PROBABILITY_OPERATORS = ("P>", "P<")
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -54,6 +78,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda value, allowed: value in allowed,
     "not in": lambda value, allowed: value not in allowed,
     "subset": lambda value, allowed: set(value) <= set(allowed),
+    "contains": lambda value, text: any(text in item for item in ([value] if isinstance(value, str) else value)),
 }
 _COMBINATORS = ("and", "or", "not")
 _COLLECTION_OPERATORS = ("in", "not in", "subset")
@@ -91,7 +116,54 @@ def check_selection_key(key: str, what: str = "selection key") -> None:
         raise ValueError(f"unknown {what} {key!r}{hint} Available: {', '.join(SELECTION_KEYS)}")
 
 
+def _probability_condition(key: str, condition: Any) -> bool:
+    """Whether ``condition`` is a well-formed ``(P>|P<, threshold, min_probability)``; raise if malformed."""
+    if (
+        not isinstance(condition, Sequence)
+        or isinstance(condition, str)
+        or not condition
+        or condition[0] not in PROBABILITY_OPERATORS
+    ):
+        return False
+    if key not in SCALAR_STD_KEYS:
+        raise ValueError(f"{condition[0]!r} needs a quantity with an uncertainty, one of {SCALAR_STD_KEYS}; "
+                         f"got {key!r}")
+    if len(condition) != 3 or not all(isinstance(v, int | float) for v in condition[1:]):
+        raise ValueError(f"condition for {key!r} must be ({condition[0]!r}, threshold, min_probability), "
+                         f"got {condition!r}")
+    if not 0.0 <= float(condition[2]) <= 1.0:
+        raise ValueError(f"min_probability for {key!r} must be in [0, 1], got {condition[2]!r}")
+    return True
+
+
+def exceedance_probability(mean: float, std: float, threshold: float, above: bool = True) -> float:
+    """``P(X > threshold)`` (or ``P(X < threshold)``) for ``X ~ Normal(mean, std)``; a step when std is 0."""
+    if std < 0 or not math.isfinite(std):
+        raise ValueError(f"std must be finite and non-negative, got {std}")
+    if std == 0:
+        p_above = 1.0 if mean > threshold else 0.0
+    else:
+        p_above = 0.5 * math.erfc((threshold - mean) / (std * math.sqrt(2.0)))
+    return p_above if above else 1.0 - p_above
+
+
+def _evaluate_probability(key: str, condition: Sequence[Any], record: Mapping[str, Any]) -> bool:
+    op, threshold, min_probability = condition
+    mean, std = record.get(key), record.get(f"{key}_std")
+    if mean is None:
+        return False
+    if std is None:
+        raise ValueError(
+            f"criterion {key!r} {op} {threshold} needs '{key}_std', but the prediction has no uncertainty "
+            "(the model has no calibrated spread); use a plain comparison or a model with uncertainty"
+        )
+    probability = exceedance_probability(float(mean), float(std), float(threshold), above=op == "P>")
+    return probability >= float(min_probability)
+
+
 def _split_condition(key: str, condition: Any) -> tuple[str, Any]:
+    if _probability_condition(key, condition):
+        return condition[0], tuple(condition[1:])
     if (
         not isinstance(condition, Sequence)
         or isinstance(condition, str)
@@ -104,6 +176,8 @@ def _split_condition(key: str, condition: Any) -> tuple[str, Any]:
         raise ValueError(f"unknown operator {op!r} for {key!r}; allowed: {sorted(OPERATORS)}")
     if op in _COLLECTION_OPERATORS and (isinstance(value, str) or not isinstance(value, Iterable)):
         raise ValueError(f"operator {op!r} for {key!r} needs a list value, got {value!r}")
+    if op == "contains" and not isinstance(value, str):
+        raise ValueError(f"operator 'contains' for {key!r} needs a text value, got {value!r}")
     return op, value
 
 
@@ -130,6 +204,10 @@ def evaluate(criteria: Mapping[str, Any] | None, record: Mapping[str, Any]) -> b
         op, target = _split_condition(key, condition)
         if key not in record:
             raise ValueError(f"unknown selection key {key!r}; available: {sorted(record)}")
+        if op in PROBABILITY_OPERATORS:
+            if not _evaluate_probability(key, (op, *target), record):
+                return False
+            continue
         value = record[key]
         if value is None:
             return False
@@ -152,6 +230,10 @@ def selection_record(doc: Any) -> dict[str, Any]:
     for key in _SYMMETRY_KEYS:
         record[key] = getattr(symmetry, key) if symmetry is not None else None
     record.update(doc.derived or {})
+    uncertainty = getattr(doc, "uncertainty", None) or {}
+    record.update({key: uncertainty.get(key) for key in _STD_KEYS})
+    warnings = list(getattr(doc, "warnings", None) or [])
+    record.update(warnings=warnings, n_warnings=len(warnings))
     return record
 
 
