@@ -184,3 +184,30 @@ def test_invariant_model_refuses_other_descriptors(table: ElementTable) -> None:
     with pytest.raises(ValueError, match="unknown invariants"):
         InvariantModel(table=table, cutoff=5.0, targets={"bandgap": next(iter(
             InvariantModel.from_dict(data).targets.values()))})
+
+
+def test_uncertainty_is_zero_exactly_where_symmetry_forbids_and_has_the_calibrated_norm() -> None:
+    from gmt_ase.uncertainty import allowed_components, prediction_uncertainty, validate_calibration
+
+    calibration = validate_calibration({
+        "log_sigma": dict.fromkeys(INVARIANTS, 0.2),
+        "relative_sigma": {"dielectric_electronic": 0.1, "dielectric_ionic": 0.5, "piezoelectric": 0.8,
+                           "elastic": 0.3},
+    })
+    zno = analyze_symmetry(bulk("ZnO", "wurtzite", a=3.25, c=5.21)).operations
+    nacl = analyze_symmetry(bulk("NaCl", "rocksalt", a=5.64)).operations
+    stiffness = reynolds_projection(_stiffness(9), zno, rank=4)
+    piezo = reynolds_projection(np.random.default_rng(2).normal(size=(3, 3, 3)), zno, rank=3)
+    tensors = {"dielectric_electronic": np.diag([4.0, 4.0, 4.5]), "dielectric_ionic": np.diag([5.0, 5.0, 6.0]),
+               "piezoelectric": piezo, "elastic": stiffness}
+    sigma = prediction_uncertainty(tensors, network_invariants(tensors), 1.0, zno, calibration)
+    assert np.linalg.norm(sigma["elastic"]) == pytest.approx(0.3 * np.linalg.norm(stiffness))
+    assert np.all(sigma["elastic"][~allowed_components(zno, 4)] == 0)
+    assert sigma["dielectric_electronic"][0, 1] == 0 and sigma["dielectric_electronic"][2, 2] > 0
+    assert sigma["k_vrh"] == pytest.approx(0.2 * vrh_moduli(stiffness)[0])
+    assert sigma["eps_electronic_mean"] == pytest.approx(0.2 * (dielectric_mean(tensors["dielectric_electronic"]) - 1))
+    # 6mm allows 3 independent piezo constants in 7 non-zero entries of e_ijk; m-3m allows none
+    assert allowed_components(zno, 3).sum() == 7
+    assert not allowed_components(nacl, 3).any()
+    with pytest.raises(ValueError, match="lacks"):
+        validate_calibration({"log_sigma": {}, "relative_sigma": {}})
