@@ -7,7 +7,10 @@ What it does (runs locally in seconds, no VASP, no database):
 3. runs ``EMTElasticMaker``, a STAND-IN for atomate2's VASP ``ElasticMaker``, on those 3 only;
 4. prints ML vs stand-in (Fnorm, relative error, K/G) from the flow's ``PrescreenDocument``;
 5. prints the VASP input sets that atomate2's ``ElasticMaker`` and ``DielectricMaker`` would write for
-   the selected and for the most polarisable structures (``potcar_spec=True``: no POTCARs needed).
+   the selected and for the most polarisable structures (``potcar_spec=True``: no POTCARs needed). The
+   DFPT candidates exclude every structure with an applicability warning (the metals here: a metal has
+   no finite eps_inf, so its predicted dielectric tensor means nothing); with a model that reports
+   uncertainties, they are the crystals most likely to have mean eps_total > 20.
 
 Usage::
 
@@ -71,7 +74,8 @@ def model_path(args: argparse.Namespace) -> str:
 
 
 def show_predictions(summary, docs) -> None:
-    print(f"{'#':>2} {'formula':8} {'space group':12} {'K_VRH':>7} {'G_VRH':>7} {'eps_inf':>7} {'eij_max':>8}")
+    print(f"{'#':>2} {'formula':8} {'space group':12} {'K_VRH':>7} {'G_VRH':>7} {'eps_inf':>7} {'eij_max':>8}"
+          "  warnings")
     for doc in docs:
         if not doc.ok:
             print(f"{doc.index:>2} {doc.formula or '?':8} FAILED {doc.error_type}: {doc.error}")
@@ -80,8 +84,14 @@ def show_predictions(summary, docs) -> None:
         mark = " <- selected" if doc.index in summary.selected_indices else ""
         print(
             f"{doc.index:>2} {doc.formula:8} {doc.symmetry.space_group_symbol:12} {d['k_vrh']:7.1f} "
-            f"{d['g_vrh']:7.1f} {d['eps_electronic_mean']:7.2f} {d['eij_max']:8.3f}{mark}"
+            f"{d['g_vrh']:7.1f} {d['eps_electronic_mean']:7.2f} {d['eij_max']:8.3f}  {len(doc.warnings)}{mark}"
         )
+    notes = {doc.uncertainty_note for doc in docs if doc.ok and doc.uncertainty_note}
+    for note in notes:
+        print(f"note: {note}")
+    for doc in docs:
+        for warning in doc.warnings if doc.ok else []:
+            print(f"warning #{doc.index} {doc.formula}: {warning}")
 
 
 def show_comparisons(summary) -> None:
@@ -107,6 +117,17 @@ def show_vasp_inputs(maker, structure, title: str) -> None:
         )
         kpts = files["KPOINTS"].splitlines()[3].strip()
         print(f"  {title}: {job_name}\n      INCAR {incar} | k-mesh {kpts} | POTCAR {files['POTCAR.spec'].split()}")
+
+
+def dfpt_criteria(docs) -> dict:
+    """DFPT candidates: no applicability warning (no metals, slabs, squeezed cells, ...).
+
+    With uncertainties, also ``P(mean eps_total > 20) >= 0.1`` under the calibrated normal distribution.
+    """
+    no_warning = {"n_warnings": ("==", 0)}
+    if all(doc.uncertainty is not None for doc in docs if doc.ok):
+        return {"and": [no_warning, {"eps_total_mean": ("P>", 20, 0.1)}]}
+    return no_warning
 
 
 def main() -> None:
@@ -144,7 +165,7 @@ def main() -> None:
     from atomate2.vasp.flows.elastic import ElasticMaker
     from atomate2.vasp.jobs.core import DielectricMaker
 
-    polar = select_indices(docs, None, top_k=2, rank_by="eps_total_mean")  # most polarisable
+    polar = select_indices(docs, dfpt_criteria(docs), top_k=2, rank_by="eps_total_mean")  # most polarisable
     print("\nVASP jobs that would replace the stand-in (atomate2 input sets, potcar_spec=True):")
     for index in summary.selected_indices:
         show_vasp_inputs(ElasticMaker(), docs[index].structure, f"#{index} {docs[index].formula} elastic")
