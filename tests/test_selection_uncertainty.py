@@ -68,3 +68,17 @@ def test_prescreen_maker_accepts_the_new_criteria():
     assert maker.criteria["and"][0]["k_vrh"][0] == "P>"
     with pytest.raises(ValueError):
         TensorPrescreenMaker(criteria={"k_vrh": ("P>", 150)})
+
+
+def test_prescreen_example_sends_no_metal_to_dfpt(monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("atomate2")
+    example = Path(__file__).parents[1] / "examples" / "prescreen_flow.py"
+    monkeypatch.setattr(sys, "argv", [str(example), "--test-model"])
+    runpy.run_path(str(example), run_name="__main__")
+    dfpt = [line for line in capsys.readouterr().out.splitlines() if "DFPT:" in line]
+    assert len(dfpt) == 2
+    assert not any(f" {metal} DFPT" in line for line in dfpt for metal in ("Cu", "Al", "Ni", "Au", "Pt"))
