@@ -1,8 +1,8 @@
-"""Regenerate ``gmt_ase/models/training_stats.json``, the reference of :mod:`gmt_ase.applicability`.
+"""Regenerate ``gmt_ase/training_stats.json``, the reference of :mod:`gmt_ase.applicability`.
 
 Usage::
 
-    python -m gmt_ase.applicability_stats data            # writes gmt_ase/models/training_stats.json
+    python -m gmt_ase.applicability_stats data            # writes gmt_ase/training_stats.json
     python -m gmt_ase.applicability_stats data -o out.json
 
 Statistics over every record that :func:`gmt_ase.data.load_records` keeps (all splits: the material ids
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="the repository's data/ directory")
-    parser.add_argument("-o", "--output", type=Path, default=Path(__file__).parent / "models" / STATS_FILE)
+    parser.add_argument("-o", "--output", type=Path, default=Path(__file__).parent / STATS_FILE)
     args = parser.parse_args(argv)
     stats = compute_stats(load_records(args.data_dir))
     args.output.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
