@@ -138,7 +138,16 @@ def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: 
 def shipped_model_names() -> list[str]:
     """Names of the models shipped with gmt_ase (``"default"``, ``"fast"``, ...)."""
     package = resources.files("gmt_ase.models")
-    return sorted(p.name[:-5] for p in package.iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in package.iterdir() if p.name.endswith(".json") and _is_card(p.read_text()))
+
+
+def _is_card(text: str) -> bool:
+    """Whether a JSON text is a model card (it names the checkpoint file), not other package data."""
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(card, dict) and "file" in card and "sha256" in card
 
 
 def is_model_name(model: str | Path) -> bool:
@@ -152,7 +161,7 @@ def is_model_name(model: str | Path) -> bool:
 
 def _shipped_card(name: str) -> dict[str, Any]:
     card_file = resources.files("gmt_ase.models").joinpath(f"{name}.json")
-    if not card_file.is_file():
+    if not card_file.is_file() or not _is_card(card_file.read_text()):
         hint = f" (for the file of that name write ./{name})" if Path(name).is_file() else ""
         raise CheckpointError(f"no shipped model named {name!r}; available: {shipped_model_names()}{hint}")
     return json.loads(card_file.read_text())

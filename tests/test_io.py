@@ -398,7 +398,14 @@ def test_release_without_a_version_keeps_the_checkpoint_byte_for_byte(tmp_path: 
     assert card["version"] == "0" and card["sha256"] == file_sha256(source)
 
 
-SHIPPED = sorted(p.stem for p in (Path(gmt_io.__file__).parent / "models").glob("*.json"))
+SHIPPED = gmt_io.shipped_model_names()
+
+
+def test_only_model_cards_name_shipped_models(fake_models: Path) -> None:
+    (fake_models / "stats.json").write_text(json.dumps({"k_vrh": [1, 2]}))
+    assert gmt_io.shipped_model_names() == ["bad", "good"]
+    with pytest.raises(CheckpointError, match="no shipped model named 'stats'"):
+        load_checkpoint("stats")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
