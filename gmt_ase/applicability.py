@@ -124,17 +124,11 @@ def largest_gap(positions: np.ndarray, cell: np.ndarray) -> float:
     ``f`` of the third; the largest periodic gap between consecutive ``f`` times the interplanar spacing
     ``V / |a_j x a_k|`` is the thickest atom-free slab. Vacuum in a slab or around a molecule shows up here.
     """
-    cell = np.asarray(cell, dtype=float)
-    frac = np.linalg.solve(cell.T, np.asarray(positions, dtype=float).T).T % 1.0  # (n, 3)
-    volume = abs(float(np.linalg.det(cell)))
-    best = 0.0
-    for axis in range(3):
-        others = [k for k in range(3) if k != axis]
-        spacing = volume / float(np.linalg.norm(np.cross(cell[others[0]], cell[others[1]])))
-        f = np.sort(frac[:, axis])
-        gaps = np.append(np.diff(f), f[0] + 1.0 - f[-1])
-        best = max(best, float(gaps.max()) * spacing)
-    return best
+    inverse = np.linalg.inv(np.asarray(cell, dtype=float))  # (3, 3); column i is the reciprocal vector b_i
+    frac = np.sort((np.asarray(positions, dtype=float) @ inverse) % 1.0, axis=0)  # (n, 3)
+    spacing = 1.0 / np.linalg.norm(inverse, axis=0)  # (3,) interplanar spacings V / |a_j x a_k| = 1 / |b_i|
+    gaps = np.vstack([np.diff(frac, axis=0), frac[:1] + 1.0 - frac[-1:]])  # (n, 3), periodic
+    return float((gaps.max(axis=0) * spacing).max())
 
 
 def vacuum_warnings(positions: np.ndarray, cell: np.ndarray, stats: dict[str, Any]) -> list[str]:
@@ -168,12 +162,11 @@ def pair_min_distances(
         cutoff = 2.6 * float(covalent_radii[np.unique(numbers)].max())
     (first, second), vec = neighbor_list(positions, cell, cutoff)
     dist = np.linalg.norm(vec, axis=1)
-    out: dict[str, float] = {}
-    for i, j, d in zip(numbers[first], numbers[second], dist, strict=True):
-        key = pair_key(i, j)
-        if d < out.get(key, np.inf):
-            out[key] = float(d)
-    return out
+    low, high = np.minimum(numbers[first], numbers[second]), np.maximum(numbers[first], numbers[second])
+    codes, inverse = np.unique(low * 256 + high, return_inverse=True)
+    shortest = np.full(codes.size, np.inf)
+    np.minimum.at(shortest, inverse.ravel(), dist)
+    return {pair_key(code // 256, code % 256): float(d) for code, d in zip(codes, shortest, strict=True)}
 
 
 def compression_warnings(
