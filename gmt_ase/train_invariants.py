@@ -34,10 +34,11 @@ from gmt_ase.invariants import dielectric_mean, piezo_norm, vrh_moduli
 
 __all__ = ["LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
 
-#: Tree settings chosen on the validation split (issue 9 experiments: L1 beat L2 and Huber for K and G).
+#: Tree settings chosen on the validation split (issue 9 experiments: L1 beat L2 and Huber for K and G;
+#: learning rate 0.1 is within 0.1-0.4 GPa of 0.03 on validation with a third of the trees).
 LIGHTGBM_PARAMS: dict[str, Any] = {
     "objective": "l1",
-    "learning_rate": 0.03,
+    "learning_rate": 0.1,
     "num_leaves": 15,
     "min_data_in_leaf": 10,
     "feature_fraction": 0.7,
@@ -119,9 +120,9 @@ def _fit_target(
     rows = {name: (split == name) & np.isfinite(y) for name in _SPLITS}
     params = {**LIGHTGBM_PARAMS, "seed": seed, "num_threads": 2}
     booster = lightgbm.train(
-        params, lightgbm.Dataset(x[rows["train"]], y[rows["train"]]), num_boost_round=6000,
+        params, lightgbm.Dataset(x[rows["train"]], y[rows["train"]]), num_boost_round=3000,
         valid_sets=[lightgbm.Dataset(x[rows["val"]], y[rows["val"]])],
-        callbacks=[lightgbm.early_stopping(300, verbose=False)],
+        callbacks=[lightgbm.early_stopping(200, verbose=False)],
     )
     rounds = booster.best_iteration
     trees = from_lightgbm(booster) if not refit else None

@@ -1,0 +1,66 @@
+"""Textbook crystals against their DFT values in our data: K_VRH, G_VRH and mean eps_inf.
+
+For each crystal the data's own structure is predicted (so the comparison is like for like), with the
+split it belongs to (most famous crystals are in the training split: a model must fit them).
+Run from the repository root: ``python benchmarks/famous_crystals.py [--model default]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from gmt_ase import GMTCalculator
+from gmt_ase.data import load_records, split_by_material
+from gmt_ase.invariant_model import network_invariants
+from gmt_ase.tensors import voigt_to_full
+from gmt_ase.train_invariants import record_invariants
+
+#: (reduced formula, space-group number) of the crystals a user checks first.
+FAMOUS = {
+    "Si diamond": ("Si", 227), "C diamond": ("C", 227), "Ge diamond": ("Ge", 227), "NaCl": ("NaCl", 225),
+    "MgO": ("MgO", 225), "LiF": ("LiF", 225), "KCl": ("KCl", 225), "Al fcc": ("Al", 225), "Cu fcc": ("Cu", 225),
+    "W bcc": ("W", 229), "Mg hcp": ("Mg", 194), "ZnO wurtzite": ("ZnO", 186), "GaN wurtzite": ("GaN", 186),
+    "AlN wurtzite": ("AlN", 186), "GaAs": ("GaAs", 216), "SiO2 quartz": ("SiO2", 154),
+    "TiO2 rutile": ("TiO2", 136), "Al2O3 corundum": ("Al2O3", 167), "BaTiO3 P4mm": ("BaTiO3", 99),
+    "SrTiO3": ("SrTiO3", 221),
+}
+FIELDS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="default")
+    args = parser.parse_args()
+    records = load_records("data")
+    split_of = {id(r): name for name, rs in split_by_material(records).items() for r in rs}
+    calc = GMTCalculator(model=args.model)
+    print("| crystal | split | K DFT / ML | G DFT / ML | eps_inf DFT / ML |")
+    print("| --- | --- | --- | --- | --- |")
+    within, total = 0, 0
+    for label, (formula, number) in FAMOUS.items():
+        matches = [r for r in records if r.structure.composition.reduced_formula == formula
+                   and r.structure.get_space_group_info()[1] == number]
+        if not matches:
+            continue
+        truth: dict[str, float] = {}
+        for record in matches:
+            truth.update({k: v for k, v in record_invariants(record.targets).items() if np.isfinite(v)})
+        (result,) = calc.predict([matches[0].structure])
+        pred = network_invariants({f: voigt_to_full(getattr(result, f)) for f in FIELDS})
+        cells = []
+        for key in ("k_vrh", "g_vrh", "eps_electronic_mean"):
+            if key in truth:
+                ok = abs(pred[key] - truth[key]) <= 0.25 * abs(truth[key])
+                within, total = within + ok, total + 1
+                cells.append(f"{truth[key]:.1f} / {pred[key]:.1f}{'' if ok else ' (!)'}")
+            else:
+                cells.append(f"- / {pred[key]:.1f}")
+        splits = sorted({split_of[id(r)] for r in matches})
+        print(f"| {label} | {','.join(splits)} | " + " | ".join(cells) + " |")
+    print(f"\nwithin 25 % of DFT: {within} of {total} values ((!) marks the others)")
+
+
+if __name__ == "__main__":
+    main()
