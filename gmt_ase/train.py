@@ -60,6 +60,26 @@ class TrainConfig:
     loss_weights: dict = field(default_factory=lambda: {"piezoelectric": 1.0})
 
 
+#: Help text of every command-line flag generated from a :class:`TrainConfig` field.
+TRAIN_FLAG_HELP: dict[str, str] = {
+    "data_dir": "folder of the training data files (default: data)",
+    "out_dir": "folder for checkpoints, history and the sample cache; rerun to resume (default: runs/default)",
+    "epochs": "number of training epochs (default: 40)",
+    "batch_size": "crystals per optimisation step (default: 32)",
+    "lr": "peak learning rate of the warm-up + cosine schedule, AdamW (default: 2e-3)",
+    "weight_decay": "AdamW weight decay (default: 1e-5)",
+    "swa_epochs": "average the weights over the last N epochs (stochastic weight averaging; default: 0, off)",
+    "ema_decay": "decay of the exponential moving average of the weights; 0 turns it off (default: 0.995)",
+    "element_features": "add the element descriptor table to the species embedding (default: on)",
+    "warmup_epochs": "epochs of linear learning-rate warm-up (default: 2)",
+    "seed": "seed of the weights and the batch order (default: 0)",
+    "split_seed": "seed of the train/val/test split by material id (default: 0; keep it to compare runs)",
+    "device": "torch device (default: cuda if available, else cpu)",
+    "time_limit_minutes": "stop cleanly after this many minutes (resume later by rerunning)",
+    "max_atoms": "skip crystals with more atoms than this (default: 200)",
+}
+
+
 def _log_offsets(samples: list[Sample]) -> dict[str, float]:
     """Mean isotropic part of each log target: the network then starts from the data's centre."""
     offsets = {}
@@ -321,15 +341,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         if f.name in ("jarvis_pickles", "model", "loss_weights", "sources"):
             continue
         flag = f"--{f.name.replace('_', '-')}"
+        help_text = TRAIN_FLAG_HELP[f.name]
         if str(f.type) == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        parser.add_argument(flag, dest=f.name, type=kind, default=None)
-    parser.add_argument("--jarvis-pickle", dest="jarvis_pickles", action="append", default=None)
+        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+    parser.add_argument("--jarvis-pickle", dest="jarvis_pickles", action="append", default=None,
+                        help="also train on a GMTNet/JARVIS pickle (restricted unpickler; repeatable)")
     parser.add_argument("--source", dest="sources", action="append", default=None,
                         help=f"train on these data sources only (repeat; default all: {', '.join(ALL_SOURCES)})")
-    parser.add_argument("--model-json", help="JSON dict of ModelConfig overrides")
+    parser.add_argument("--model-json", help="JSON dict of ModelConfig overrides, e.g. '{\"invariant_layers\": 4}'")
     parser.set_defaults(func=_run_from_args)
     return parser
 

@@ -518,3 +518,14 @@ def test_moving_average_copy_has_exactly_the_model_state_keys() -> None:
     assert ema.state_dict().keys() == model.state_dict().keys()
     assert _same_weights(ema.state_dict(), model.state_dict())
     assert not any(p.requires_grad for p in ema.parameters())
+
+
+def test_every_train_option_has_help_text() -> None:
+    import argparse
+
+    from gmt_ase.train import add_parser
+
+    parser = argparse.ArgumentParser()
+    train = add_parser(parser.add_subparsers())
+    missing = [a.option_strings for a in train._actions if a.option_strings and not a.help]
+    assert not missing, f"train options without help: {missing}"
