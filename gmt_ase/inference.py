@@ -179,4 +179,4 @@ def _rescale_to_invariants(
     """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps)."""
     own = [network_invariants(t) for t in tensors]
     invariants = model.predict(model.descriptors(graphs, [c.cell for c in chunk]), own)
-    return [model.apply(t, inv) for t, inv in zip(tensors, invariants, strict=True)]
+    return [model.apply(t, inv, o) for t, inv, o in zip(tensors, invariants, own, strict=True)]

@@ -168,9 +168,17 @@ class InvariantModel:
             blended[name] = offset + np.exp(log_value)
         return [{name: float(values[i]) for name, values in blended.items()} for i in range(len(network))]
 
-    def apply(self, tensors: Mapping[str, np.ndarray], invariants: Mapping[str, float]) -> dict[str, np.ndarray]:
-        """Rescale one crystal's network tensors to the given invariants (symmetry kept exactly)."""
-        own = network_invariants(tensors)
+    def apply(
+        self,
+        tensors: Mapping[str, np.ndarray],
+        invariants: Mapping[str, float],
+        own: Mapping[str, float] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Rescale one crystal's network tensors to the given invariants (symmetry kept exactly).
+
+        ``own`` are the tensors' own invariants when the caller has them already.
+        """
+        own = network_invariants(tensors) if own is None else own
         out = {name: np.asarray(value, dtype=np.float64) for name, value in tensors.items()}
         if "k_vrh" in invariants and "g_vrh" in invariants and own["k_vrh"] > 0 and own["g_vrh"] > 0:
             out["elastic"] = rescale_elastic(
