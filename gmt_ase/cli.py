@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gmt_ase._version import __version__
+from gmt_ase.symmetry import DEFAULT_SYMPREC
 
 __all__ = ["EXTERNAL_SUBCOMMANDS", "build_parser", "main"]
 
@@ -56,7 +57,8 @@ def _add_predict(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", type=Path, help="output .jsonl (default) or .csv; default stdout")
     parser.add_argument("--batch-size", type=int, default=64, help="structures per model call (default 64)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--symprec", type=float, default=1e-2, help="spglib tolerance in A (default 0.01)")
+    parser.add_argument("--symprec", type=float, default=DEFAULT_SYMPREC,
+                        help=f"spglib tolerance in A (default {DEFAULT_SYMPREC})")
     parser.add_argument("--model", default="default", help=MODEL_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(func=run_predict)

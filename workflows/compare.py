@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.symmetry import symmetrize
+from gmt_ase.symmetry import DEFAULT_SYMPREC, symmetrize
 from gmt_ase.tensors import full_to_voigt, vasp_to_voigt, voigt_to_full
 
 from .schemas import TENSOR_UNITS, ComparisonDocument, TensorComparison
@@ -233,7 +233,9 @@ def _scalar_errors(ml: dict[str, float], dft: dict[str, float]) -> dict[str, dic
     return {key: {"ml": ml[key], "dft": dft[key], "abs_error": abs(ml[key] - dft[key])} for key in ml if key in dft}
 
 
-def compare_prediction(prediction: Any, output: Any, stage: str, symprec: float = 1e-2) -> ComparisonDocument:
+def compare_prediction(
+    prediction: Any, output: Any, stage: str, symprec: float = DEFAULT_SYMPREC
+) -> ComparisonDocument:
     """Compare one ``TensorPredictionDocument`` with one expensive-stage output; never raises.
 
     Scalars (K_VRH, G_VRH, dielectric means) come from the symmetrised tensors. Problems (missing DFT

@@ -26,6 +26,8 @@ from typing import Any
 
 from jobflow import Flow, Maker, OnMissing, Response, job
 
+from gmt_ase.symmetry import DEFAULT_SYMPREC
+
 from .compare import compare_prediction
 from .jobs import TensorPredictionMaker, as_structure
 from .schemas import PrescreenDocument, TensorPredictionDocument
@@ -134,7 +136,7 @@ def select_candidates(
     rank_by: str | None = None,
     descending: bool = True,
     expensive_makers: Mapping[str, Maker] | None = None,
-    symprec: float = 1e-2,
+    symprec: float = DEFAULT_SYMPREC,
 ) -> Response:
     """Select predictions by ``criteria`` and replace this job by the expensive stages plus a comparison.
 
@@ -180,7 +182,7 @@ def select_candidates(
 
 @job(name="gmt prescreen comparison")
 def compare_stages(
-    summary: PrescreenDocument, stage_outputs: dict[str, dict[str, Any]], symprec: float = 1e-2
+    summary: PrescreenDocument, stage_outputs: dict[str, dict[str, Any]], symprec: float = DEFAULT_SYMPREC
 ) -> PrescreenDocument:
     """Add a ML-vs-expensive comparison for every selected structure and stage to ``summary``."""
     if not isinstance(summary, PrescreenDocument):

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from jobflow import Job, Maker, job
 
+from gmt_ase.symmetry import DEFAULT_SYMPREC
+
 from .schemas import TENSOR_FIELDS, ModelProvenance, TensorPredictionDocument
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ EV_PER_A3_TO_GPA = 160.21766208
 
 
 def get_calculator(
-    model: str = "default", device: str | None = None, dtype: str = "float32", symprec: float = 1e-2
+    model: str = "default", device: str | None = None, dtype: str = "float32", symprec: float = DEFAULT_SYMPREC
 ) -> GMTCalculator:
     """Return a ``GMTCalculator`` for these settings, created once per process and then reused."""
     from gmt_ase import GMTCalculator
@@ -100,7 +102,7 @@ class TensorPredictionMaker(Maker):
 
     name: str = "gmt tensor prediction"
     model: str = "default"
-    symprec: float = 1e-2
+    symprec: float = DEFAULT_SYMPREC
     batch_size: int = 64
     tensors: tuple[str, ...] = TENSOR_FIELDS
     device: str | None = None
