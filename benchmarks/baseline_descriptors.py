@@ -28,16 +28,15 @@ import numpy as np
 
 from gmt_ase.data import load_records, split_by_material
 from gmt_ase.descriptors import element_table_from_pymatgen
-from gmt_ase.invariant_model import network_invariants
-from gmt_ase.invariants import dielectric_mean, piezo_norm, vrh_moduli
+from gmt_ase.invariant_model import INVARIANTS, network_invariants
 from gmt_ase.tensors import voigt_to_full
+from gmt_ase.train_invariants import record_invariants
 
 TENSOR_FIELDS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 
 BASELINE_PROPERTIES = ("Z", "row", "group", "X", "atomic_radius", "atomic_mass", "mendeleev_no",
                        "molar_volume", "melting_point")
-INVARIANT_NAMES = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "piezo_norm")
-OFFSETS = {"k_vrh": 0.0, "g_vrh": 0.0, "eps_electronic_mean": 1.0, "eps_total_mean": 1.0, "piezo_norm": 0.0}
+INVARIANT_NAMES = tuple(INVARIANTS)
 SPLITS = ("val", "test")
 
 
@@ -48,23 +47,6 @@ def baseline_features(structure, table) -> np.ndarray:
     props = table.values[numbers][:, columns]
     stats = np.stack([props.mean(0), props.std(0), props.min(0), props.max(0)], axis=1).ravel()
     return np.concatenate([stats, [structure.volume / len(numbers), structure.density, len(numbers)]])
-
-
-def true_invariants(record) -> dict[str, float]:
-    """DFT invariants of one record (NaN where the record has no such target)."""
-    values = dict.fromkeys(INVARIANT_NAMES, np.nan)
-    targets = record.targets
-    if "elastic" in targets:
-        values["k_vrh"], values["g_vrh"] = vrh_moduli(targets["elastic"])
-    if "k_vrh" in targets:
-        values["k_vrh"], values["g_vrh"] = float(targets["k_vrh"]), float(targets["g_vrh"])
-    if "dielectric_electronic" in targets:
-        values["eps_electronic_mean"] = dielectric_mean(targets["dielectric_electronic"])
-        values["eps_total_mean"] = values["eps_electronic_mean"] + dielectric_mean(targets["dielectric_ionic"])
-    if "piezoelectric" in targets:
-        norm = piezo_norm(targets["piezoelectric"])
-        values["piezo_norm"] = norm if norm > 1e-6 else np.nan  # non-zero tensors only
-    return values
 
 
 def score(pred: np.ndarray, true: np.ndarray, name: str, full: np.ndarray) -> dict[str, float]:
@@ -88,12 +70,12 @@ def fit_baseline(features: np.ndarray, truth: np.ndarray, train: np.ndarray) -> 
 
     out = {}
     for j, name in enumerate(INVARIANT_NAMES):
-        y = np.log(np.clip(truth[:, j] - OFFSETS[name], 1e-12, None))
-        rows = train & np.isfinite(truth[:, j]) & (truth[:, j] > OFFSETS[name])
+        y = np.log(np.clip(truth[:, j] - INVARIANTS[name], 1e-12, None))
+        rows = train & np.isfinite(truth[:, j]) & (truth[:, j] > INVARIANTS[name])
         model = HistGradientBoostingRegressor(max_iter=600, learning_rate=0.05, l2_regularization=1.0,
                                               random_state=0)
         model.fit(features[rows], y[rows])
-        out[name] = OFFSETS[name] + np.exp(model.predict(features))
+        out[name] = INVARIANTS[name] + np.exp(model.predict(features))
     return out
 
 
@@ -127,7 +109,7 @@ def main() -> None:
     split = np.array([split_of[id(r)] for r in records])
     table = element_table_from_pymatgen()
     features = np.stack([baseline_features(r.structure, table) for r in records])
-    truth = np.array([[true_invariants(r)[n] for n in INVARIANT_NAMES] for r in records])
+    truth = np.array([list(record_invariants(r.targets).values()) for r in records])  # INVARIANTS order
     full = np.array(["elastic" in r.targets for r in records])
     baseline = fit_baseline(features, truth, split == "train")
 

@@ -24,7 +24,7 @@ from gmt_ase.data import load_records, split_by_material
 from gmt_ase.derived import longitudinal_piezo_max
 from gmt_ase.inference import TensorPredictor
 from gmt_ase.invariant_model import INVARIANTS, network_invariants
-from gmt_ase.predict import prepare_crystal
+from gmt_ase.predict import prepare_valid
 from gmt_ase.tensors import full_to_voigt
 from gmt_ase.train_invariants import record_invariants
 
@@ -37,13 +37,7 @@ def _collect(model: str, data_dir: str) -> dict[str, np.ndarray]:
     if predictor.calibration is None:
         raise SystemExit(f"model {model!r} carries no uncertainty calibration")
     records = split_by_material(load_records(data_dir))["test"]
-    kept, crystals = [], []
-    for record in records:
-        try:
-            crystals.append(prepare_crystal(record.structure, predictor)[0])
-            kept.append(record)
-        except ValueError:
-            continue
+    kept, crystals = prepare_valid(records, [r.structure for r in records], predictor)
     outputs = predictor.predict(crystals)
     names = [*INVARIANTS, "eij_max"]
     rows = {key: [] for key in ("pred", "std", "true")}

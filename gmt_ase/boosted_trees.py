@@ -129,12 +129,4 @@ def from_lightgbm(booster: Any) -> TreeEnsemble:
     dump = booster.dump_model()
     arrays: dict[str, list] = {"feature": [], "threshold": [], "left": [], "right": [], "value": []}
     roots = [_flatten(tree["tree_structure"], arrays) for tree in dump["tree_info"]]
-    return TreeEnsemble(
-        feature=np.asarray(arrays["feature"], dtype=np.int64),
-        threshold=np.asarray(arrays["threshold"], dtype=np.float64),
-        left=np.asarray(arrays["left"], dtype=np.int64),
-        right=np.asarray(arrays["right"], dtype=np.int64),
-        value=np.asarray(arrays["value"], dtype=np.float64),
-        roots=np.asarray(roots, dtype=np.int64),
-        n_features=int(dump["max_feature_idx"]) + 1,
-    )
+    return TreeEnsemble.from_dict({**arrays, "roots": roots, "n_features": int(dump["max_feature_idx"]) + 1})

@@ -23,6 +23,7 @@ import torch
 
 from gmt_ase.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
 from gmt_ase.invariant_model import INVARIANTS, network_invariants
+from gmt_ase.train_invariants import record_invariants
 from gmt_ase.uncertainty import TENSOR_NAMES, validate_calibration
 
 __all__ = ["calibrate", "main"]
@@ -30,31 +31,19 @@ __all__ = ["calibrate", "main"]
 _Z95 = 1.959963984540054
 
 
-def _record_invariants(targets: dict[str, np.ndarray]) -> dict[str, float]:
-    from gmt_ase.train_invariants import record_invariants
-
-    return record_invariants(targets)
-
-
 def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, Any]:
     """Calibration data of a checkpoint from labelled (validation) records."""
     from gmt_ase.inference import TensorPredictor
-    from gmt_ase.predict import prepare_crystal
+    from gmt_ase.predict import prepare_valid
 
     predictor = TensorPredictor.from_checkpoint(model, device="cpu")
     predictor.calibration = None
-    kept, crystals = [], []
-    for record in records:
-        try:
-            crystals.append(prepare_crystal(record.structure, predictor)[0])
-            kept.append(record)
-        except ValueError:
-            continue
+    kept, crystals = prepare_valid(records, [r.structure for r in records], predictor)
     outputs = predictor.predict(crystals)
     log_errors: dict[str, list[float]] = {name: [] for name in INVARIANTS}
     relative: dict[str, list[float]] = {name: [] for name in TENSOR_NAMES}
     for record, pred in zip(kept, outputs, strict=True):
-        truth = _record_invariants(record.targets)
+        truth = record_invariants(record.targets)
         own = network_invariants(pred)
         for name, offset in INVARIANTS.items():
             if np.isfinite(truth[name]) and truth[name] > offset and own[name] > offset:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from gmt_ase.calculator import GMTCalculator
     from gmt_ase.inference import CrystalInput, TensorPredictor
 
-__all__ = ["MODEL_OUTPUTS", "Result", "iter_predictions", "predict_one", "predict_tensors", "prepare_crystal"]
+__all__ = ["MODEL_OUTPUTS", "Result", "iter_predictions", "predict_one", "predict_tensors", "prepare_crystal",
+           "prepare_valid"]
 
 Result = TensorPrediction | PredictionFailure
 #: Cartesian tensors returned by ``TensorPredictor.predict`` for each crystal.
@@ -69,6 +70,24 @@ def prepare_crystal(
         all_atoms_equivalent=symmetry.n_orbits == 1,
     )
     return crystal, symmetry
+
+
+def prepare_valid(
+    items: Sequence[Any], structures: Sequence[Any], predictor: TensorPredictor, symprec: float = DEFAULT_SYMPREC
+) -> tuple[list[Any], list[CrystalInput]]:
+    """Model inputs of the structures that pass validation, with their items (e.g. labelled records).
+
+    Structures that :func:`prepare_crystal` refuses are left out; used by training, calibration and
+    benchmarks, which score only what can be predicted.
+    """
+    kept, crystals = [], []
+    for item, structure in zip(items, structures, strict=True):
+        try:
+            crystals.append(prepare_crystal(structure, predictor, symprec)[0])
+        except ValueError:
+            continue
+        kept.append(item)
+    return kept, crystals
 
 
 def _finish(

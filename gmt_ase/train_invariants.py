@@ -52,7 +52,7 @@ _SPLITS = ("train", "val", "test")
 
 
 def record_invariants(targets: dict[str, np.ndarray]) -> dict[str, float]:
-    """DFT invariants of one record's targets (NaN where absent; zero piezo tensors are NaN too)."""
+    """DFT invariants of one record's targets, in :data:`INVARIANTS` order (NaN where absent; zero piezo too)."""
     values = dict.fromkeys(INVARIANTS, float("nan"))
     if "elastic" in targets:
         values["k_vrh"], values["g_vrh"] = vrh_moduli(targets["elastic"])
@@ -68,12 +68,12 @@ def record_invariants(targets: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -> dict[str, np.ndarray]:
-    """Descriptors, network invariants, DFT invariants and split of every record (cached)."""
+    """Descriptors, network invariants, DFT invariants, split and the network's cutoff (cached)."""
     if cache.exists():
         with np.load(cache, allow_pickle=False) as stored:
             return dict(stored)
     from gmt_ase.inference import TensorPredictor
-    from gmt_ase.predict import prepare_crystal
+    from gmt_ase.predict import prepare_valid
 
     predictor = TensorPredictor.from_checkpoint(model, device="cpu")
     predictor.invariant_model = None  # the network's own tensors
@@ -81,13 +81,7 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     scratch = InvariantModel(table=table, cutoff=predictor.cutoff, targets={})
     records = load_records(data_dir, sources)
     split_of = {id(r): name for name, rs in split_by_material(records).items() for r in rs}
-    crystals, kept = [], []
-    for record in records:
-        try:
-            crystals.append(prepare_crystal(record.structure, predictor)[0])
-            kept.append(record)
-        except ValueError:
-            continue
+    kept, crystals = prepare_valid(records, [r.structure for r in records], predictor)
     names = list(INVARIANTS)
     descriptors, own = [], []
     for start in range(0, len(crystals), 64):
@@ -97,10 +91,11 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     arrays = {
         "descriptors": np.concatenate(descriptors),
         "network": np.array(own),
-        "truth": np.array([[record_invariants(r.targets)[n] for n in names] for r in kept]),
+        "truth": np.array([list(record_invariants(r.targets).values()) for r in kept]),  # INVARIANTS order
         "split": np.array([split_of[id(r)] for r in kept]),
         "full_tensor": np.array(["elastic" in r.targets for r in kept]),
         "element_table": table.values,
+        "cutoff": np.array(predictor.cutoff),
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **arrays)
@@ -154,8 +149,9 @@ def train_invariant_model(
         y = _log(arrays["truth"][:, j], offset)
         own = _log(arrays["network"][:, j], offset)
         targets[name], metrics[name] = _fit_target(arrays["descriptors"], y, own, arrays["split"], seed, refit)
-    cutoff = float(torch.load(model, map_location="cpu", weights_only=True)["cutoff"]) if Path(model).is_file() else 5.0
-    invariant_model = InvariantModel(table=ElementTable(arrays["element_table"]), cutoff=cutoff, targets=targets)
+    invariant_model = InvariantModel(
+        table=ElementTable(arrays["element_table"]), cutoff=float(arrays["cutoff"]), targets=targets
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "invariant_model.json").write_text(json.dumps(invariant_model.to_dict()))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
