@@ -24,6 +24,7 @@ __all__ = [
     "derived_properties",
     "dielectric_summary",
     "elastic_moduli",
+    "longitudinal_coefficients",
     "longitudinal_piezo_max",
     "piezo_strain_coefficients",
 ]
@@ -123,6 +124,18 @@ def fibonacci_sphere(n: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)  # (n, 3)
 
 
+_SPHERE = fibonacci_sphere(_N_SPHERE)  # (N, 3), computed once
+
+
+def longitudinal_coefficients(piezo_full: np.ndarray) -> np.ndarray:
+    """Return ``n_i n_j n_k e_ijk`` of a (3, 3, 3) tensor for a fixed dense set of unit vectors n.
+
+    The set is a 2000-point Fibonacci sphere; the maximum is within ~1 % of the refined
+    :func:`longitudinal_piezo_max`.
+    """
+    return np.einsum("ijk,ni,nj,nk->n", piezo_full, _SPHERE, _SPHERE, _SPHERE)
+
+
 def longitudinal_piezo_max(piezo_voigt: np.ndarray) -> tuple[float, np.ndarray]:
     """Maximum longitudinal piezoelectric coefficient ``max_n n_i n_j n_k e_ijk`` over unit vectors n.
 
@@ -145,8 +158,8 @@ def longitudinal_piezo_max(piezo_voigt: np.ndarray) -> tuple[float, np.ndarray]:
     full = voigt_to_full(np.asarray(piezo_voigt, dtype=float))  # (3, 3, 3)
     if not np.any(full):
         return 0.0, np.array([0.0, 0.0, 1.0])
-    points = fibonacci_sphere(_N_SPHERE)  # (N, 3)
-    values = np.einsum("ijk,ni,nj,nk->n", full, points, points, points)  # (N,)
+    points = _SPHERE
+    values = longitudinal_coefficients(full)  # (N,)
 
     sym = (full + full.transpose(1, 0, 2) + full.transpose(2, 1, 0)) / 3.0  # (3, 3, 3), fully symmetric
 

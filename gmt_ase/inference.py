@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.derived import fibonacci_sphere
+from gmt_ase.derived import longitudinal_coefficients
 from gmt_ase.graph import CrystalGraph, build_graph, collate
 from gmt_ase.invariant_model import InvariantModel, network_invariants
 from gmt_ase.io import checkpoint_card, load_checkpoint
@@ -162,12 +162,8 @@ def _uncertainty(tensors: dict[str, np.ndarray], operations: np.ndarray, calibra
     piezo = tensors["piezoelectric"]
     eij_max = 0.0
     if np.any(piezo):
-        values = np.einsum("ijk,ni,nj,nk->n", piezo, _SPHERE, _SPHERE, _SPHERE)
-        eij_max = float(values.max())  # sampled maximum: within ~1 % of the refined one, ample for a sigma
+        eij_max = float(longitudinal_coefficients(piezo).max())  # sampled: within ~1 %, ample for a sigma
     return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration)
-
-
-_SPHERE = fibonacci_sphere(2000)
 
 
 def _rescale_to_invariants(
