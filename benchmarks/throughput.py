@@ -38,9 +38,9 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from gmt_ase.inference import CrystalInput, TensorPredictor
+from gmt_ase.core.symmetry import analyze_symmetry
+from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
 from gmt_ase.predict import iter_predictions
-from gmt_ase.symmetry import analyze_symmetry
 
 DATA_FILES = (
     "matminer_mp_tensors_2018/dielectric_petousis2017.json.gz",
@@ -57,7 +57,7 @@ QUICK_SIZES = (1, 2)
 def load_predictor(args: argparse.Namespace, workdir: Path) -> TensorPredictor:
     dtype = getattr(torch, args.dtype)
     if args.tiny:
-        from gmt_ase.io import make_test_checkpoint
+        from gmt_ase.inference.io import make_test_checkpoint
 
         path = make_test_checkpoint(workdir / "tiny.pt", seed=0)
         return TensorPredictor.from_checkpoint(path, device=args.device, dtype=dtype)

@@ -66,7 +66,7 @@ def structures() -> list[Structure]:
 
 def model_path(args: argparse.Namespace) -> str:
     if args.test_model:
-        from gmt_ase.io import make_test_checkpoint
+        from gmt_ase.inference.io import make_test_checkpoint
 
         print("Using a tiny UNTRAINED test model: the numbers below only show the plumbing.\n")
         return str(make_test_checkpoint(tempfile.mkdtemp() + "/tiny.pt"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from ase.io import iread
 
 from gmt_ase import predict_tensors
-from gmt_ase.derived import DERIVED_UNITS
+from gmt_ase.core.derived import DERIVED_UNITS
 
 STRUCTURES = Path(__file__).resolve().parent / "structures"
 SUFFIXES = {".cif", ".vasp", ".extxyz"}

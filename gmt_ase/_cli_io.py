@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gmt_ase.derived import DERIVED_UNITS
+from gmt_ase.core.derived import DERIVED_UNITS
+from gmt_ase.core.tensors import VOIGT_PAIRS
 from gmt_ase.results import SCALAR_STD_KEYS, TENSOR_UNITS
-from gmt_ase.tensors import VOIGT_PAIRS
 
 __all__ = ["InputItem", "csv_columns", "flatten_row", "resolve_paths", "stream_structures"]
 

@@ -56,7 +56,7 @@ class PredictRun:
     def predictor(self) -> Any:
         """Return the loaded predictor, building it (with a message) on first use."""
         if self._predictor is None:
-            from gmt_ase.calculator import load_predictor
+            from gmt_ase.inference.cache import load_predictor
 
             start = time.perf_counter()
             self._say(f"loading model {self.metadata.get('name')!r} (version {self.metadata.get('version')}) ...")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gmt_ase.core.tensors import MODEL_TARGETS
 from gmt_ase.metrics import moduli_vrh, stored_array
-from gmt_ase.tensors import MODEL_TARGETS
 
 if TYPE_CHECKING:
     from gmt_ase.data import TensorRecord

@@ -1,8 +1,8 @@
-"""Regenerate ``gmt_ase/training_stats.json``, the reference of :mod:`gmt_ase.applicability`.
+"""Regenerate ``gmt_ase/invariant/training_stats.json``, the reference of :mod:`gmt_ase.invariant.applicability`.
 
 Usage::
 
-    python -m gmt_ase.applicability_stats data            # writes gmt_ase/training_stats.json
+    python -m gmt_ase.applicability_stats data            # writes gmt_ase/invariant/training_stats.json
     python -m gmt_ase.applicability_stats data -o out.json
 
 Statistics over every record that :func:`gmt_ase.data.load_records` keeps (all splits: the material ids
@@ -17,12 +17,14 @@ import argparse
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gmt_ase.applicability import (
+from gmt_ase.core.tensors import full_to_voigt
+from gmt_ase.invariant.applicability import (
     STATS_FILE,
     is_likely_metallic,
     largest_gap,
@@ -30,7 +32,6 @@ from gmt_ase.applicability import (
     pair_min_distances,
     volume_per_atom,
 )
-from gmt_ase.tensors import full_to_voigt
 
 __all__ = ["FAMILIES", "compute_stats", "main"]
 
@@ -123,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="the repository's data/ directory")
-    parser.add_argument("-o", "--output", type=Path, default=Path(__file__).parent / STATS_FILE)
+    default_output = Path(str(resources.files("gmt_ase.invariant"))) / STATS_FILE
+    parser.add_argument("-o", "--output", type=Path, default=default_output)
     args = parser.parse_args(argv)
     stats = compute_stats(load_records(args.data_dir))
     args.output.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")

@@ -1,26 +1,26 @@
-"""ASE calculator for dielectric, piezoelectric and elastic tensors: a thin adapter over the predictor.
+"""ASE calculator for dielectric, piezoelectric and elastic tensors: a thin adapter over the batched API.
 
 ``atoms.calc = GMTCalculator()`` then ``atoms.calc.get_property("elastic_tensor", atoms)``: one
 :meth:`GMTCalculator.calculate` fills every property (later requests are cache hits via ``check_state``).
 Results are in the Cartesian frame of the given Atoms and satisfy its point group exactly.
 
-Loaded predictors are kept in a module-level cache keyed by (model, device, dtype), so many calculators
-(or many jobs in one worker) share one model. Nothing here changes global torch state.
+The model comes from :func:`gmt_ase.inference.cache.load_predictor` (one predictor per model, device and
+dtype, shared with every other calculator and :func:`gmt_ase.predict_tensors` call in the process); the
+prediction itself is :func:`gmt_ase.predict.predict_one`. Nothing here changes global torch state.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
+from gmt_ase.inference.cache import load_predictor, resolve_dtype
 from gmt_ase.predict import Result, iter_predictions, predict_one
-from gmt_ase.symmetry import DEFAULT_SYMPREC
 
 if TYPE_CHECKING:
     import torch
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from pymatgen.analysis.piezo import PiezoTensor
     from pymatgen.core.tensors import Tensor
 
-    from gmt_ase.inference import TensorPredictor
+    from gmt_ase.inference.predictor import TensorPredictor
 
-__all__ = ["GMTCalculator", "clear_predictor_cache", "load_predictor", "resolve_device"]
+__all__ = ["PROPERTY_FIELDS", "GMTCalculator"]
 
 #: ASE property name -> TensorPrediction field.
 PROPERTY_FIELDS: dict[str, str] = {
@@ -43,100 +43,6 @@ PROPERTY_FIELDS: dict[str, str] = {
 }
 _DIELECTRIC_KINDS = {"electronic": "dielectric_tensor", "ionic": "dielectric_tensor_ionic",
                      "total": "dielectric_tensor_total"}
-_DTYPES = ("float32", "float64")
-
-_PREDICTORS: dict[tuple[Any, ...], TensorPredictor] = {}
-_PREDICTORS_LOCK = threading.Lock()
-
-
-def resolve_device(device: Any) -> str:
-    """Return the torch device name, refusing a CUDA device that this torch build or machine lacks."""
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        reason = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ValueError(f"device {str(device)!r} is not available: {reason} (torch {torch.__version__}); "
-                         "use device='cpu' or device=None")
-    return str(resolved)
-
-
-def _dtype_name(dtype: Any) -> str:
-    name = str(dtype).removeprefix("torch.")
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
-    return name
-
-
-def _model_source(model: str | os.PathLike) -> str | Path:
-    """Return a shipped-model name as it is (see :func:`gmt_ase.io.is_model_name`), a path as an absolute ``Path``.
-
-    A bare name such as ``"fast"`` is the shipped model even if a file of that name is in the working
-    directory; ``"./fast"`` or ``Path("fast")`` is the file.
-    """
-    from gmt_ase.io import is_model_name
-
-    if is_model_name(model):
-        return str(model)
-    return Path(model).expanduser().resolve()
-
-
-def _model_parameter(model: str | os.PathLike) -> str:
-    """Return ``model`` as a string that keeps its meaning (``Path("fast")`` becomes ``./fast``)."""
-    text = os.fspath(model)
-    if not isinstance(model, str) and Path(text).name == text:
-        return os.path.join(os.curdir, text)
-    return text
-
-
-def _model_key(source: str | Path) -> tuple[Any, ...]:
-    if isinstance(source, str) or not source.is_file():  # a missing file fails in the loader, with its message
-        return ("shipped" if isinstance(source, str) else "file", str(source))
-    stat = source.stat()  # mtime and size: a rewritten checkpoint at the same path is reloaded, not stale
-    return ("file", str(source), stat.st_mtime_ns, stat.st_size)
-
-
-def load_predictor(
-    model: str | os.PathLike = "default", device: Any = None, dtype: Any = "float32"
-) -> TensorPredictor:
-    """Load a predictor once per (model, device, dtype) and serve it from the module cache afterwards.
-
-    Parameters
-    ----------
-    model
-        A checkpoint path, or the name of a shipped model (``"default"``).
-    device
-        Torch device; ``None`` means CUDA if available, else CPU.
-    dtype
-        ``"float32"`` or ``"float64"`` (or the torch dtype).
-
-    Raises
-    ------
-    gmt_ase.io.CheckpointError
-        For a corrupt, truncated, foreign or mismatched checkpoint.
-
-    """
-    import torch
-
-    from gmt_ase.inference import TensorPredictor
-
-    device_name, dtype_name = resolve_device(device), _dtype_name(dtype)
-    source = _model_source(model)
-    key = (*_model_key(source), device_name, dtype_name)
-    with _PREDICTORS_LOCK:
-        if key not in _PREDICTORS:
-            _PREDICTORS[key] = TensorPredictor.from_checkpoint(
-                source, device=device_name, dtype=getattr(torch, dtype_name)
-            )
-        return _PREDICTORS[key]
-
-
-def clear_predictor_cache() -> None:
-    """Forget every cached predictor (frees their memory once no calculator holds them)."""
-    with _PREDICTORS_LOCK:
-        _PREDICTORS.clear()
 
 
 class GMTCalculator(Calculator):
@@ -158,13 +64,13 @@ class GMTCalculator(Calculator):
     Notes
     -----
     The model is loaded when the calculator is created (so a bad checkpoint fails at once with
-    :class:`gmt_ase.io.CheckpointError`), through the module-level cache. Parameters are plain JSON
+    :class:`gmt_ase.inference.io.CheckpointError`), through the module-level cache. Parameters are plain JSON
     values, so ``todict()`` works with trajectories and ``ase.db``. Properties (shapes, units):
     ``dielectric_tensor`` (3, 3) electronic/high-frequency, ``dielectric_tensor_ionic`` and
     ``dielectric_tensor_total`` (3, 3), ``piezoelectric_tensor`` (3, 6) Voigt C/m^2 and
     ``elastic_tensor`` (6, 6) Voigt GPa, Voigt order xx yy zz yz xz xy. ``results`` also holds
     ``space_group``, ``space_group_number``, ``point_group``, ``symprec``, ``derived``, ``warnings``
-    (applicability warnings, a list of sentences, empty when all is well; see gmt_ase.applicability),
+    (applicability warnings, a list of sentences, empty when all is well; see gmt_ase.invariant.applicability),
     ``"<property>_std"`` for each tensor (one standard deviation, same shape and unit; ``None`` when the
     model has no calibrated spread, never zeros), ``uncertainty`` (``TensorPrediction.uncertainty``) and
     ``uncertainty_note`` (why there is none, else None).
@@ -186,10 +92,12 @@ class GMTCalculator(Calculator):
         symprec: float = DEFAULT_SYMPREC,
         **kwargs: Any,
     ) -> None:
+        from gmt_ase.inference.io import model_reference  # imports torch, which the model needs next anyway
+
         super().__init__(
-            model=_model_parameter(model),
+            model=model_reference(model),
             device=None if device is None else str(device),
-            dtype=_dtype_name(dtype),
+            dtype=resolve_dtype(dtype),
             symprec=float(symprec),
             **kwargs,
         )
@@ -269,7 +177,7 @@ class GMTCalculator(Calculator):
         return Tensor(self._property(_DIELECTRIC_KINDS[kind], atoms))
 
     def get_derived_properties(self, atoms: Atoms | None = None) -> dict[str, Any]:
-        """Return the derived quantities (moduli, stability, piezo coefficients...): see gmt_ase.derived.
+        """Return the derived quantities (moduli, stability, piezo coefficients...): see gmt_ase.core.derived.
 
         Also ``"<name>_std"`` (one sigma, same unit) for ``k_vrh``, ``g_vrh``, ``eps_electronic_mean``,
         ``eps_total_mean`` and ``eij_max``: ``None`` when the model has no calibrated spread (see

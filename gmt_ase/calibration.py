@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from gmt_ase.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
-from gmt_ase.invariant_model import INVARIANTS, network_invariants
+from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
+from gmt_ase.invariant.uncertainty import TENSOR_NAMES, validate_calibration
 from gmt_ase.train_invariants import record_invariants
-from gmt_ase.uncertainty import TENSOR_NAMES, validate_calibration
 
 __all__ = ["calibrate", "main"]
 
@@ -33,7 +33,7 @@ _Z95 = 1.959963984540054
 
 def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, Any]:
     """Calibration data of a checkpoint from labelled (validation) records."""
-    from gmt_ase.inference import TensorPredictor
+    from gmt_ase.inference.predictor import TensorPredictor
     from gmt_ase.predict import prepare_valid
 
     predictor = TensorPredictor.from_checkpoint(model, device="cpu")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gmt_ase._version import __version__
-from gmt_ase.symmetry import DEFAULT_SYMPREC
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 
 __all__ = ["EXTERNAL_SUBCOMMANDS", "build_parser", "main"]
 
@@ -107,7 +107,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print the model card, cutoff and species of ``args.model`` as JSON (the network is not built)."""
-    from gmt_ase.io import checkpoint_card, read_checkpoint_metadata
+    from gmt_ase.inference.io import checkpoint_card, read_checkpoint_metadata
 
     metadata, sha = read_checkpoint_metadata(args.model)
     card = {**checkpoint_card(metadata, sha), "cutoff": float(metadata["cutoff"]),
@@ -133,8 +133,8 @@ def run_predict(args: argparse.Namespace) -> int:
         paths, notes = resolve_inputs(args)
         if args.output:
             check_output(args.output)
-        from gmt_ase.calculator import resolve_device
-        from gmt_ase.io import read_checkpoint_metadata
+        from gmt_ase.inference.cache import resolve_device
+        from gmt_ase.inference.io import read_checkpoint_metadata
 
         device = resolve_device(args.device)
         metadata, sha = read_checkpoint_metadata(args.model)
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    from gmt_ase.io import CheckpointError
+    from gmt_ase.inference.io import CheckpointError
 
     try:
         return int(args.func(args) or 0)

@@ -80,7 +80,7 @@ class TensorRecord:
     structure
         Crystal structure, in the same Cartesian frame as the tensors.
     targets
-        float64 Cartesian full tensors keyed by target name (see :data:`gmt_ase.tensors.TARGETS`), plus the
+        float64 Cartesian full tensors keyed by target name (see :data:`gmt_ase.core.tensors.TARGETS`), plus the
         scalars ``k_vrh`` and ``g_vrh`` (GPa, shape ()) for the binaries.
     frame_trusted
         False when the source repaired the structure frame (``frame_check.frame`` contains ``repaired`` or

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
 
 __all__ = [
     "FRAME_RESIDUAL_MAX",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from gmt_ase.model import GMTNet
+    from gmt_ase.nn.model import GMTNet
 
 __all__ = ["ELEMENT_FEATURE_NAMES", "element_feature_table", "fill_element_table"]
 

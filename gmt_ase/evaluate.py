@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gmt_ase._eval_pairs import _MODEL_OUTPUTS, _collect, _Pairs, _Sample
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
+from gmt_ase.core.tensors import TARGETS
 from gmt_ase.metrics import is_zero, kg_errors, symmetry_violations, tensor_errors
 from gmt_ase.reports import format_table, parity_plots
-from gmt_ase.symmetry import DEFAULT_SYMPREC
-from gmt_ase.tensors import TARGETS
 
 if TYPE_CHECKING:
     from gmt_ase.data import TensorRecord
-    from gmt_ase.inference import TensorPredictor
+    from gmt_ase.inference.predictor import TensorPredictor
 
 __all__ = ["TENSOR_TARGETS", "add_parser", "crystal_system", "evaluate", "format_table", "main", "parity_plots", "run"]
 
@@ -151,7 +151,7 @@ def evaluate(
     Parameters
     ----------
     predictor
-        A loaded :class:`gmt_ase.inference.TensorPredictor`.
+        A loaded :class:`gmt_ase.inference.predictor.TensorPredictor`.
     records
         Labelled records (:class:`gmt_ase.data.TensorRecord`) of any sources.
     batch_size
@@ -236,8 +236,8 @@ def _json_safe(value: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``evaluate`` command; return the exit code."""
-    from gmt_ase.calculator import load_predictor
-    from gmt_ase.io import CheckpointError
+    from gmt_ase.inference.cache import load_predictor
+    from gmt_ase.inference.io import CheckpointError
 
     try:
         predictor = load_predictor(args.model, args.device)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from gmt_ase.tensors import vasp_to_voigt, voigt_to_full
+from gmt_ase.core.tensors import vasp_to_voigt, voigt_to_full
 
 __all__ = ["ALLOWED_GLOBALS", "RestrictedUnpickler", "load_pickle", "jarvis_structure", "jarvis_targets"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from gmt_ase.tensors import MANDEL_WEIGHTS
+from gmt_ase.core.tensors import MANDEL_WEIGHTS
 
 __all__ = ["DEFAULT_WEIGHTS", "multitask_loss", "vrh_moduli"]
 

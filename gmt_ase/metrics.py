@@ -2,7 +2,7 @@
 
 Tensors are compared on their **stored arrays**: dielectric 3x3, piezoelectric 3x6 Voigt (C/m^2) and
 elastic 6x6 Voigt (GPa), in pymatgen's Voigt order without factors. Full Cartesian tensors are converted
-with :func:`gmt_ase.tensors.full_to_voigt` first, so either form may be passed.
+with :func:`gmt_ase.core.tensors.full_to_voigt` first, so either form may be passed.
 
 * ``fnorm``: mean over samples of ``||Y - Yhat||_F``;
 * ``ewt25``, ``ewt10``, ``ewt5``: share of samples with ``||Y - Yhat||_F / ||Y||_F`` below 0.25, 0.10, 0.05;
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.symmetry import reynolds_projection
-from gmt_ase.tensors import full_to_voigt, voigt_to_full
+from gmt_ase.core.symmetry import reynolds_projection
+from gmt_ase.core.tensors import full_to_voigt, voigt_to_full
 
 __all__ = [
     "EWT_THRESHOLDS",

@@ -7,7 +7,7 @@ Pipeline per chunk of ``batch_size`` structures:
 2. predict the good ones in one model call; if that call fails unexpectedly (e.g. out of memory), retry
    them one by one so that only the culprit fails;
 3. check the outputs (float64, already projected onto the point group by the predictor), attach the
-   applicability warnings (:mod:`gmt_ase.applicability`) and the one-sigma uncertainties when the model
+   applicability warnings (:mod:`gmt_ase.invariant.applicability`) and the one-sigma uncertainties when the model
    has them (key ``"uncertainty"`` of the predictor's output; see
    :func:`gmt_ase.results.uncertainty_from_cartesian`). Derived quantities are computed on first access.
 
@@ -18,26 +18,37 @@ holds more than one chunk in memory.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gmt_ase.applicability import applicability_warnings, output_invariants
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo, analyze_symmetry
+from gmt_ase.graph.validation import validate_structure
+from gmt_ase.invariant.applicability import applicability_warnings, output_invariants
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
-from gmt_ase.symmetry import DEFAULT_SYMPREC, SymmetryInfo, analyze_symmetry
-from gmt_ase.validation import validate_structure
 
 if TYPE_CHECKING:
-    from gmt_ase.calculator import GMTCalculator
-    from gmt_ase.inference import CrystalInput, TensorPredictor
+    from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
 
-__all__ = ["MODEL_OUTPUTS", "Result", "iter_predictions", "predict_one", "predict_tensors", "prepare_crystal",
-           "prepare_valid"]
+__all__ = ["MODEL_OUTPUTS", "PredictorHolder", "Result", "iter_predictions", "predict_one", "predict_tensors",
+           "prepare_crystal", "prepare_valid"]
 
 Result = TensorPrediction | PredictionFailure
+
+
+class PredictorHolder(Protocol):
+    """What :func:`predict_tensors` needs of a calculator: its predictor and its ``symprec`` parameter.
+
+    :class:`gmt_ase.calculator.GMTCalculator` is one; this layer never imports it (the calculator is built on
+    this module, not the other way round).
+    """
+
+    predictor: TensorPredictor
+    parameters: Mapping[str, Any]
+
 #: Cartesian tensors returned by ``TensorPredictor.predict`` for each crystal.
 MODEL_OUTPUTS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 
@@ -54,11 +65,11 @@ def prepare_crystal(
 
     Raises
     ------
-    gmt_ase.validation.InvalidStructureError
+    gmt_ase.graph.validation.InvalidStructureError
         (a ``ValueError``) for a structure the model must not predict for.
 
     """
-    from gmt_ase.inference import CrystalInput
+    from gmt_ase.inference.predictor import CrystalInput
 
     atoms = validate_structure(structure, predictor.species, model_name=model_name(predictor))
     symmetry = analyze_symmetry(atoms, symprec)
@@ -196,7 +207,7 @@ def predict_tensors(
     structures: Iterable[Any],
     *,
     model: str = "default",
-    calculator: GMTCalculator | None = None,
+    calculator: PredictorHolder | None = None,
     batch_size: int = 64,
     symprec: float | None = None,
     device: str | None = None,
@@ -215,7 +226,8 @@ def predict_tensors(
     batch_size
         Structures per model call.
     symprec
-        spglib tolerance in Angstrom; default: the calculator's, else 1e-2.
+        spglib tolerance in Angstrom; default: the calculator's, else
+        :data:`gmt_ase.core.symmetry.DEFAULT_SYMPREC`.
     device
         Torch device; default CUDA if available, else CPU. Used when ``calculator`` is None.
     progress
@@ -229,15 +241,13 @@ def predict_tensors(
 
     """
     if calculator is None:
-        from gmt_ase.calculator import GMTCalculator
+        from gmt_ase.inference.cache import load_predictor
 
-        calculator = GMTCalculator(model=model, device=device)
+        predictor = load_predictor(model, device)
+        symprec = DEFAULT_SYMPREC if symprec is None else symprec
     elif model != "default" or device is not None:
         raise ValueError("pass either calculator= or model=/device=, not both")
-    if symprec is None:
-        symprec = float(calculator.parameters["symprec"])
-    return list(
-        iter_predictions(
-            structures, calculator.predictor, symprec=symprec, batch_size=batch_size, progress=progress
-        )
-    )
+    else:
+        predictor = calculator.predictor
+        symprec = float(calculator.parameters["symprec"]) if symprec is None else symprec
+    return list(iter_predictions(structures, predictor, symprec=symprec, batch_size=batch_size, progress=progress))

@@ -5,7 +5,7 @@ several trained models into one ensemble checkpoint (their mean).
 
 ``python -m gmt_ase.release runs/default/best.pt --metrics reports/metrics.json --name default --out-dir DIR``
 writes ``DIR/<name>.pt``, ``<name>.json`` (machine-readable card, read by
-:func:`gmt_ase.io.resolve_model_path`) and ``<name>.md`` (human-readable card). Shipping into the
+:func:`gmt_ase.inference.io.resolve_model_path`) and ``<name>.md`` (human-readable card). Shipping into the
 package's own ``gmt_ase/models`` folder (what a release of gmt_ase does) needs ``--install`` instead of
 ``--out-dir``: nothing is written into an installed package by default.
 """
@@ -17,19 +17,20 @@ import json
 import shutil
 from dataclasses import replace
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gmt_ase.io import file_sha256, load_checkpoint, save_checkpoint
-from gmt_ase.model import GMTEnsemble, GMTNet
+from gmt_ase.inference.io import file_sha256, load_checkpoint, save_checkpoint
+from gmt_ase.nn.model import GMTEnsemble, GMTNet
 from gmt_ase.reports import format_table
 
 __all__ = ["PACKAGE_MODELS", "combine_checkpoints", "write_model_card", "main"]
 
 #: The shipped models' folder inside the package; written only with ``--install``.
-PACKAGE_MODELS = Path(__file__).parent / "models"
+PACKAGE_MODELS = Path(str(resources.files("gmt_ase.models")))
 
 _LIMITS = [
     "Trained on ~6k Materials Project PBE tensors (2015-2017 DFPT/finite-strain data): expect errors of "

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gmt_ase.derived import DERIVED_UNITS, derived_properties
-from gmt_ase.tensors import TARGETS, full_to_voigt
+from gmt_ase.core.derived import DERIVED_UNITS, derived_properties
+from gmt_ase.core.tensors import TARGETS, full_to_voigt
 
 __all__ = [
     "NO_UNCERTAINTY_NOTE",
@@ -58,7 +58,7 @@ class TensorPrediction:
     symmetry
         ``SymmetryInfo.as_dict()``: space group, point group, symprec and number of operations.
     warnings
-        Applicability warnings (see :mod:`gmt_ase.applicability`): short sentences, empty when all is well.
+        Applicability warnings (see :mod:`gmt_ase.invariant.applicability`): short sentences, empty when all is well.
     uncertainty
         One standard deviation of every tensor under ``"<tensor>_std"`` (same Voigt form and units as the
         tensor; ``dielectric_total_std = sqrt(electronic^2 + ionic^2)``) and of the scalars of
@@ -66,7 +66,7 @@ class TensorPrediction:
     uncertainty_note
         :data:`NO_UNCERTAINTY_NOTE` when ``uncertainty`` is ``None``, else ``None``.
     derived
-        Derived quantities (see :mod:`gmt_ase.derived`), JSON-safe. Computed on first access and cached:
+        Derived quantities (see :mod:`gmt_ase.core.derived`), JSON-safe. Computed on first access and cached:
         pymatgen's moduli cost more than the prediction itself, and a screen may not need them.
 
     """

@@ -1,7 +1,7 @@
 """Training samples: records -> (graph, targets) pairs and their collation into masked batches.
 
 Positive-definite targets also get their "log" form, the quantity the network predicts before the
-matrix exponential (see :mod:`gmt_ase.model`):
+matrix exponential (see :mod:`gmt_ase.nn.model`):
 
 * ``log_dielectric_electronic = logm(eps_inf - 1)``,
 * ``log_dielectric_ionic = logm(eps_ion)``,
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.graph import CrystalGraph, build_graph, collate
-from gmt_ase.symmetry import DEFAULT_SYMPREC, analyze_symmetry
-from gmt_ase.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, analyze_symmetry
+from gmt_ase.core.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
+from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
 
 __all__ = [
     "LOG_FLOORS",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.tensors import voigt_to_full
+from gmt_ase.core.tensors import voigt_to_full
 
 __all__ = [
     "ALL_SOURCES",

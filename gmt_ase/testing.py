@@ -6,7 +6,7 @@ Nothing here is imported by the package itself. Every random helper takes an exp
 
 * :func:`random_orthogonal`, :func:`stable_seed`: deterministic Haar-random rotations and rotoreflections;
 * :func:`rotate_tensor`, :func:`transform_atoms`: act with an orthogonal matrix on a Cartesian tensor of
-  any rank and on a crystal, written independently of :mod:`gmt_ase.symmetry`;
+  any rank and on a crystal, written independently of :mod:`gmt_ase.core.symmetry`;
 * :func:`assert_equivariant`: check that a structure -> tensors function commutes with O(3), in the
   spirit of e3nn's ``e3nn.util.test.assert_equivariant``;
 * :func:`tiny_checkpoint`: the tiny, seeded, untrained checkpoint the test suite shares.
@@ -136,6 +136,6 @@ def tiny_checkpoint(path: str | Path, seed: int = 0) -> Path:
     The same bytes for the same seed; loads in milliseconds. Use the test suite's session fixture
     ``tiny_model`` rather than building it per module.
     """
-    from gmt_ase.io import make_test_checkpoint
+    from gmt_ase.inference.io import make_test_checkpoint
 
     return make_test_checkpoint(path, seed=seed)

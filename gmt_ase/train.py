@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from gmt_ase.data import ALL_SOURCES, SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
 from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
-from gmt_ase.io import save_checkpoint
+from gmt_ase.inference.io import save_checkpoint
 from gmt_ase.losses import multitask_loss
-from gmt_ase.model import GMTNet, ModelConfig
+from gmt_ase.nn.model import GMTNet, ModelConfig
 from gmt_ase.samples import Sample, collate_samples, load_samples, make_sample, save_samples
 
 __all__ = ["TrainConfig", "add_parser", "main", "prepare_samples", "train"]

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.boosted_trees import from_lightgbm
+from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
 from gmt_ase.data import ALL_SOURCES, load_records, split_by_material
-from gmt_ase.descriptors import element_table_from_pymatgen
-from gmt_ase.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
-from gmt_ase.invariants import dielectric_mean, piezo_norm, vrh_moduli
+from gmt_ase.invariant.boosted_trees import from_lightgbm
+from gmt_ase.invariant.descriptors import element_table_from_pymatgen
+from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
 
 __all__ = ["LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
 
@@ -72,7 +72,7 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     if cache.exists():
         with np.load(cache, allow_pickle=False) as stored:
             return dict(stored)
-    from gmt_ase.inference import TensorPredictor
+    from gmt_ase.inference.predictor import TensorPredictor
     from gmt_ase.predict import prepare_valid
 
     predictor = TensorPredictor.from_checkpoint(model, device="cpu")
@@ -142,7 +142,7 @@ def train_invariant_model(
 ) -> tuple[InvariantModel, dict[str, Any]]:
     """Train the invariant model of a network checkpoint; writes ``out/invariant_model.json``."""
     arrays = _features(model, data_dir, sources, out / "features.npz")
-    from gmt_ase.descriptors import ElementTable
+    from gmt_ase.invariant.descriptors import ElementTable
 
     targets, metrics = {}, {}
     for j, (name, offset) in enumerate(INVARIANTS.items()):

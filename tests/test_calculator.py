@@ -16,14 +16,14 @@ from pymatgen.analysis.piezo import PiezoTensor
 from pymatgen.core.tensors import Tensor
 
 from gmt_ase import GMTCalculator
-from gmt_ase.derived import DERIVED_UNITS
-from gmt_ase.inference import TensorPredictor
-from gmt_ase.io import CheckpointError
+from gmt_ase.core.derived import DERIVED_UNITS
+from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.core.tensors import voigt_to_full
+from gmt_ase.graph.validation import UnsupportedElementError
+from gmt_ase.inference.io import CheckpointError
+from gmt_ase.inference.predictor import TensorPredictor
 from gmt_ase.results import SCALAR_STD_KEYS
-from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
-from gmt_ase.tensors import voigt_to_full
 from gmt_ase.testing import assert_equivariant, random_orthogonal, stable_seed
-from gmt_ase.validation import UnsupportedElementError
 
 PROPERTIES = {
     "dielectric_tensor": (3, 3),

@@ -1,4 +1,4 @@
-"""The float64 bases of :mod:`gmt_ase.cartesian` against e3nn's ``CartesianTensor`` and the target registry.
+"""The float64 bases of :mod:`gmt_ase.nn.cartesian` against e3nn's ``CartesianTensor`` and the target registry.
 
 e3nn's ``CartesianTensor`` is an independent construction of the change of basis between irreps and
 Cartesian tensors of a given index symmetry. Ours must span the same irreps in the same order, and map to
@@ -14,11 +14,11 @@ import torch
 from e3nn import o3
 from e3nn.io import CartesianTensor
 
-from gmt_ase.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
+from gmt_ase.core.tensors import MANDEL_WEIGHTS, MODEL_TARGETS, TARGETS, mandel_from_full, voigt_to_full
 from gmt_ase.losses import vrh_moduli
 from gmt_ase.metrics import moduli_vrh
-from gmt_ase.model import OUTPUT_KEYS
-from gmt_ase.tensors import MANDEL_WEIGHTS, MODEL_TARGETS, TARGETS, mandel_from_full, voigt_to_full
+from gmt_ase.nn.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
+from gmt_ase.nn.model import OUTPUT_KEYS
 from gmt_ase.testing import random_orthogonal, rotate_tensor
 
 

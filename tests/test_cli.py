@@ -15,7 +15,7 @@ import pytest
 
 from gmt_ase._cli_io import csv_columns
 from gmt_ase.cli import build_parser, main
-from gmt_ase.inference import TensorPredictor
+from gmt_ase.inference.predictor import TensorPredictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -226,7 +226,7 @@ def good_folder(tmp_path, silicon, rutile) -> Path:
 @pytest.fixture
 def no_network(monkeypatch):
     """Fail the test if the network is built."""
-    from gmt_ase.model import GMTNet
+    from gmt_ase.nn.model import GMTNet
 
     def refuse(self, config):
         raise AssertionError("the network was built")
@@ -314,8 +314,8 @@ def test_a_rerun_with_nothing_to_do_does_not_build_the_network(good_folder, tiny
                                                                capsys):
     out = tmp_path / "results.csv"
     assert predict(good_folder, out, tiny_model, "-q") == 0
-    from gmt_ase.calculator import clear_predictor_cache
-    from gmt_ase.model import GMTNet
+    from gmt_ase.inference.cache import clear_predictor_cache
+    from gmt_ase.nn.model import GMTNet
 
     clear_predictor_cache()
     monkeypatch.setattr(GMTNet, "__init__", lambda self, config: pytest.fail("network built"))
@@ -364,7 +364,7 @@ def test_subfolders_are_searched_with_recursive_only(good_folder, tiny_model, tm
 
 def test_progress_bar_has_a_total_and_the_model_load_is_announced(good_folder, tiny_model, tmp_path, monkeypatch,
                                                                    capsys):
-    from gmt_ase.calculator import clear_predictor_cache
+    from gmt_ase.inference.cache import clear_predictor_cache
 
     clear_predictor_cache()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)

@@ -228,7 +228,7 @@ def test_matten_example_is_separate_and_consistent():
     assert len(records) == 98 and all(r.material_id.startswith("matten-") for r in records)
     with open(DATA_DIR / "matten-mp-elastic-example/example_crystal_elasticity_tensor_n98.json") as handle:
         voigt = json.load(handle)["elastic_tensor_voigt"]
-    from gmt_ase.tensors import full_to_voigt
+    from gmt_ase.core.tensors import full_to_voigt
 
     for record in records:
         row = record.material_id.removeprefix("matten-")

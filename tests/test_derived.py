@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from gmt_ase.derived import (
+from gmt_ase.core.derived import (
     DERIVED_UNITS,
     derived_properties,
     elastic_moduli,
     longitudinal_piezo_max,
     piezo_strain_coefficients,
 )
-from gmt_ase.tensors import full_to_voigt, voigt_to_full
+from gmt_ase.core.tensors import full_to_voigt, voigt_to_full
 from gmt_ase.testing import rotate_tensor
 
 # ZnO wurtzite, Materials Project mp-2133 (de Jong et al. 2015), IEEE frame.

@@ -16,11 +16,11 @@ from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from gmt_ase import evaluate as ev
+from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.data import TensorRecord
-from gmt_ase.inference import CrystalInput, TensorPredictor
+from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
 from gmt_ase.metrics import moduli_vrh, tensor_errors
-from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
-from gmt_ase.tensors import voigt_to_full
 
 
 def record(material_id: str, source: str, atoms: Atoms, targets: dict) -> TensorRecord:
@@ -157,8 +157,8 @@ def test_cli_writes_metrics(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    from gmt_ase import calculator
     from gmt_ase.cli import main as cli_main
+    from gmt_ase.inference import cache
 
     seen = {}
     loaded = []
@@ -172,7 +172,7 @@ def test_cli_writes_metrics(
         return records
 
     monkeypatch.setattr(ev, "_load_split", fake_split)
-    monkeypatch.setattr(calculator, "load_predictor", fake_load_predictor)
+    monkeypatch.setattr(cache, "load_predictor", fake_load_predictor)
     out = tmp_path / "report"
     args = ["evaluate", "--model", str(checkpoint), "--out", str(out), "--split", "val", "--seed", "3", "--no-plots"]
     code = cli_main(args)

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from gmt_ase.boosted_trees import TreeEnsemble, from_lightgbm
-from gmt_ase.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors, element_table_from_pymatgen
-from gmt_ase.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
-from gmt_ase.invariants import dielectric_mean, piezo_norm, rescale_dielectric, rescale_elastic, vrh_moduli
-from gmt_ase.neighbors import neighbor_list
-from gmt_ase.symmetry import analyze_symmetry, reynolds_projection
-from gmt_ase.tensors import voigt_to_full
+from gmt_ase.core.invariants import dielectric_mean, piezo_norm, rescale_dielectric, rescale_elastic, vrh_moduli
+from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
+from gmt_ase.core.tensors import voigt_to_full
+from gmt_ase.graph.neighbors import neighbor_list
+from gmt_ase.invariant.boosted_trees import TreeEnsemble, from_lightgbm
+from gmt_ase.invariant.descriptors import (
+    DESCRIPTOR_NAMES,
+    ElementTable,
+    crystal_descriptors,
+    element_table_from_pymatgen,
+)
+from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
 
@@ -54,7 +59,7 @@ def test_rescale_elastic_sets_moduli_and_keeps_symmetry_and_stability() -> None:
     assert k1 == pytest.approx(1.7 * k0, rel=1e-12)
     assert g1 == pytest.approx(0.6 * g0, rel=1e-12)
     np.testing.assert_allclose(reynolds_projection(scaled, ops, rank=4), scaled, atol=1e-10)
-    from gmt_ase.tensors import mandel_from_full
+    from gmt_ase.core.tensors import mandel_from_full
 
     assert np.linalg.eigvalsh(mandel_from_full(scaled)).min() > 0
 
@@ -187,7 +192,7 @@ def test_invariant_model_refuses_other_descriptors(table: ElementTable) -> None:
 
 
 def test_uncertainty_is_zero_exactly_where_symmetry_forbids_and_has_the_calibrated_norm() -> None:
-    from gmt_ase.uncertainty import allowed_components, prediction_uncertainty, validate_calibration
+    from gmt_ase.invariant.uncertainty import allowed_components, prediction_uncertainty, validate_calibration
 
     calibration = validate_calibration({
         "log_sigma": dict.fromkeys(INVARIANTS, 0.2),

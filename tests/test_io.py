@@ -1,9 +1,10 @@
-"""Checkpoints (:mod:`gmt_ase.io`): exact round trip, recorded checksum and refusal of anything suspicious."""
+"""Checkpoints (:mod:`gmt_ase.inference.io`): exact round trip, recorded checksum and refusal of anything suspicious."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,10 +13,9 @@ import pytest
 import torch
 from ase.build import bulk
 
-from gmt_ase import io as gmt_io
-from gmt_ase.graph import build_graph, collate
-from gmt_ase.inference import TensorPredictor
-from gmt_ase.io import (
+from gmt_ase.graph.crystal_graph import build_graph, collate
+from gmt_ase.inference import io as gmt_io
+from gmt_ase.inference.io import (
     FORMAT_VERSION,
     CheckpointError,
     LoadedCheckpoint,
@@ -24,7 +24,8 @@ from gmt_ase.io import (
     make_test_checkpoint,
     save_checkpoint,
 )
-from gmt_ase.model import OUTPUT_KEYS, GMTNet
+from gmt_ase.inference.predictor import TensorPredictor
+from gmt_ase.nn.model import OUTPUT_KEYS, GMTNet
 
 MARKER_NAME = "arbitrary-code-ran"
 
@@ -240,7 +241,7 @@ def test_unknown_shipped_model_lists_available(fake_models: Path) -> None:
 
 
 def test_ensemble_round_trip_predicts_the_mean_of_its_members(tmp_path: Path) -> None:
-    from gmt_ase.model import combine_odd_tensors
+    from gmt_ase.nn.model import combine_odd_tensors
     from gmt_ase.release import combine_checkpoints
 
     members = [make_test_checkpoint(tmp_path / f"m{seed}.pt", seed=seed) for seed in (0, 1)]
@@ -261,7 +262,7 @@ def test_ensemble_round_trip_predicts_the_mean_of_its_members(tmp_path: Path) ->
 
 
 def test_ensemble_members_must_share_a_configuration(tmp_path: Path) -> None:
-    from gmt_ase.model import GMTNet, ModelConfig
+    from gmt_ase.nn.model import GMTNet, ModelConfig
     from gmt_ase.release import combine_checkpoints
 
     other = tmp_path / "other.pt"
@@ -275,7 +276,7 @@ def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -
     from dataclasses import replace
 
     from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
-    from gmt_ase.model import GMTNet
+    from gmt_ase.nn.model import GMTNet
     from gmt_ase.release import combine_checkpoints
 
     plain_path = make_test_checkpoint(tmp_path / "plain.pt", seed=0)
@@ -320,7 +321,7 @@ def test_model_card_records_checksum_version_and_refuses_broken_checkpoints(tmp_
 # start-up cost and name resolution (issue 11)
 # --------------------------------------------------------------------------------------------------
 def test_ensemble_members_are_cheap_independent_copies(loaded: LoadedCheckpoint) -> None:
-    from gmt_ase.model import GMTEnsemble
+    from gmt_ase.nn.model import GMTEnsemble
 
     built: list[int] = []
     original = GMTNet.__init__
@@ -346,12 +347,12 @@ def test_ensemble_members_are_cheap_independent_copies(loaded: LoadedCheckpoint)
 
 
 def test_loading_a_checkpoint_does_not_copy_the_network(tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gmt_ase.inference
+    import gmt_ase.inference.predictor
 
     def refuse(*args, **kwargs):
         raise AssertionError("deepcopy while loading")
 
-    monkeypatch.setattr(gmt_ase.inference, "copy", SimpleNamespace(deepcopy=refuse))
+    monkeypatch.setattr(gmt_ase.inference.predictor, "copy", SimpleNamespace(deepcopy=refuse))
     predictor = TensorPredictor.from_checkpoint(str(tiny_path), device="cpu")
     assert predictor.card["name"] == "test-tiny"
 
@@ -412,11 +413,11 @@ def test_only_model_cards_name_shipped_models(fake_models: Path) -> None:
 def test_every_shipped_model_reports_the_version_of_its_card(name: str, capsys: pytest.CaptureFixture) -> None:
     from gmt_ase.cli import main
 
-    card = json.loads((Path(gmt_io.__file__).parent / "models" / f"{name}.json").read_text())
+    card = json.loads((Path(str(resources.files("gmt_ase.models"))) / f"{name}.json").read_text())
     metadata, sha = gmt_io.read_checkpoint_metadata(name)
     assert sha == card["sha256"] and metadata["version"] == str(card["version"]) and metadata["name"] == name
     assert main(["info", "--model", name]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["name"], info["version"]) == (name, str(card["version"]))
-    markdown = (Path(gmt_io.__file__).parent / "models" / f"{name}.md").read_text()
+    markdown = (Path(str(resources.files("gmt_ase.models"))) / f"{name}.md").read_text()
     assert f"- version {card['version']}," in markdown

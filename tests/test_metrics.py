@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.metrics import (
     ZERO_TOL,
     is_zero,
@@ -15,7 +16,6 @@ from gmt_ase.metrics import (
     symmetry_violations,
     tensor_errors,
 )
-from gmt_ase.tensors import voigt_to_full
 
 
 def isotropic_voigt(k: float, g: float) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Physics tests of the network (:mod:`gmt_ase.model`) on tiny models.
+"""Physics tests of the network (:mod:`gmt_ase.nn.model`) on tiny models.
 
 Equivariance, invariances, exact symmetry, positivity, smoothness at the cutoff and gradient flow.
 
-Three models are tested: the tiny test checkpoint (:func:`gmt_ase.io.make_test_checkpoint`), a freshly built
+Three models are tested: the tiny test checkpoint (:func:`gmt_ase.inference.io.make_test_checkpoint`), a freshly built
 tiny :class:`GMTNet` with a different configuration (other cutoff, widths and depth) and the same with the
 element descriptor table added to the species embedding. Several structures go
 through one forward call wherever possible, to keep the suite fast.
@@ -26,13 +26,13 @@ import pytest
 import torch
 from ase import Atoms
 
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, analyze_symmetry, reynolds_projection
+from gmt_ase.core.tensors import full_to_voigt, mandel_from_full
 from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
-from gmt_ase.graph import CrystalGraph, build_graph, collate
-from gmt_ase.inference import CrystalInput, TensorPredictor
-from gmt_ase.io import LoadedCheckpoint, load_checkpoint
-from gmt_ase.model import OUTPUT_KEYS, GMTNet, ModelConfig
-from gmt_ase.symmetry import DEFAULT_SYMPREC, analyze_symmetry, reynolds_projection
-from gmt_ase.tensors import full_to_voigt, mandel_from_full
+from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
+from gmt_ase.inference.io import LoadedCheckpoint, load_checkpoint
+from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
+from gmt_ase.nn.model import OUTPUT_KEYS, GMTNet, ModelConfig
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
 #: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
@@ -332,7 +332,7 @@ def test_gradients_flow(models: dict[torch.dtype, GMTNet], low_symmetry: Atoms, 
 def test_ensemble_piezo_combination_does_not_shrink_disagreeing_signs() -> None:
     import numpy as np
 
-    from gmt_ase.model import combine_odd_tensors
+    from gmt_ase.nn.model import combine_odd_tensors
     from gmt_ase.testing import random_orthogonal, rotate_tensor
 
     rng = np.random.default_rng(3)

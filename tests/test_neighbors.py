@@ -5,8 +5,8 @@ import pytest
 from ase.build import bulk
 from ase.neighborlist import primitive_neighbor_list
 
-from gmt_ase import neighbors
-from gmt_ase.neighbors import neighbor_list
+from gmt_ase.graph import neighbors
+from gmt_ase.graph.neighbors import neighbor_list
 
 
 def _edge_set(edge_index, vec):

@@ -14,7 +14,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 import gmt_ase
 from gmt_ase import GMTCalculator, PredictionFailure, TensorPrediction, predict_tensors
-from gmt_ase.inference import TensorPredictor
+from gmt_ase.inference.predictor import TensorPredictor
 
 
 @pytest.fixture(scope="module")

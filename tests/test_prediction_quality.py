@@ -16,10 +16,10 @@ from test_applicability import BST_CIF
 from gmt_ase import GMTCalculator, predict_tensors
 from gmt_ase._cli_io import csv_columns, flatten_row
 from gmt_ase.cli import main
-from gmt_ase.inference import TensorPredictor
+from gmt_ase.core.tensors import voigt_to_full
+from gmt_ase.graph.validation import DisorderedStructureError
+from gmt_ase.inference.predictor import TensorPredictor
 from gmt_ase.results import NO_UNCERTAINTY_NOTE, SCALAR_STD_KEYS, TENSOR_STD_KEYS
-from gmt_ase.tensors import voigt_to_full
-from gmt_ase.validation import DisorderedStructureError
 
 ELASTIC = np.array([[250, 80, 80, 0, 0, 0], [80, 250, 80, 0, 0, 0], [80, 80, 250, 0, 0, 0],
                     [0, 0, 0, 70, 0, 0], [0, 0, 0, 0, 70, 0], [0, 0, 0, 0, 0, 70]], dtype=float)

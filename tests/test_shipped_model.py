@@ -20,7 +20,7 @@ from ase.io import read
 from gmt_ase import GMTCalculator
 from gmt_ase.data import load_records, split_by_material
 from gmt_ase.evaluate import evaluate
-from gmt_ase.io import load_checkpoint, resolve_model_path
+from gmt_ase.inference.io import load_checkpoint, resolve_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((ROOT / "tests" / "data" / "shipped_reference.json").read_text())
@@ -102,8 +102,8 @@ def test_moduli_of_famous_training_crystals_are_fitted(
     calc: GMTCalculator, elastic_training_records: list, formula: str, space_group: int
 ) -> None:
     """A model must fit crystals it was trained on (version 2 gave MgO G 68 vs DFT 119 GPa, Al G 56 vs 24)."""
-    from gmt_ase.invariants import vrh_moduli
-    from gmt_ase.tensors import voigt_to_full
+    from gmt_ase.core.invariants import vrh_moduli
+    from gmt_ase.core.tensors import voigt_to_full
 
     (record,) = [
         r for r in elastic_training_records

@@ -1,4 +1,4 @@
-"""Physics tests of the shared symmetry projector :mod:`gmt_ase.symmetry`.
+"""Physics tests of the shared symmetry projector :mod:`gmt_ase.core.symmetry`.
 
 The oracles are independent of the implementation: group axioms, the structure being mapped onto
 itself by every operation, textbook numbers of independent tensor components per point group
@@ -19,7 +19,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.groups import SpaceGroup
 
-from gmt_ase.symmetry import (
+from gmt_ase.core.symmetry import (
     analyze_symmetry,
     cell_arrays,
     point_group_operations,

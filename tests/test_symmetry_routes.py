@@ -1,4 +1,4 @@
-"""The one-search route of gmt_ase.symmetry equals DESIGN.md's primitive-cell route on real crystals.
+"""The one-search route of gmt_ase.core.symmetry equals DESIGN.md's primitive-cell route on real crystals.
 
 The reference below is the textbook algorithm (primitive cell in the input orientation, then the
 dataset of that cell); the package uses a cheaper route. They must give the same operations for ideal
@@ -14,7 +14,7 @@ import pytest
 import spglib
 from pymatgen.core import Structure
 
-from gmt_ase.symmetry import DEFAULT_SYMPREC, _cartesian_operations, analyze_symmetry, cell_arrays
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, _cartesian_operations, analyze_symmetry, cell_arrays
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "matminer_mp_tensors_2018"
 

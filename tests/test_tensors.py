@@ -1,4 +1,4 @@
-"""Tests of the target registry and the Voigt / Mandel / VASP conversions in :mod:`gmt_ase.tensors`."""
+"""Tests of the target registry and the Voigt / Mandel / VASP conversions in :mod:`gmt_ase.core.tensors`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pymatgen.analysis.elasticity import ElasticTensor
 from pymatgen.analysis.piezo import PiezoTensor
 from pymatgen.core.tensors import Tensor
 
-from gmt_ase.tensors import (
+from gmt_ase.core.tensors import (
     E_PER_A2_TO_C_PER_M2,
     EV_PER_A3_TO_GPA,
     TARGETS,

@@ -21,13 +21,13 @@ import torch
 from pymatgen.analysis.elasticity import ElasticTensor
 
 import gmt_ase.train as train_module
+from gmt_ase.core.tensors import mandel_from_full, voigt_to_full
 from gmt_ase.data import SOURCE_FILES, DropReport, dataset_hash, load_records, split_by_material
 from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
-from gmt_ase.io import load_checkpoint
+from gmt_ase.inference.io import load_checkpoint
 from gmt_ase.losses import DEFAULT_WEIGHTS, multitask_loss, vrh_moduli
-from gmt_ase.model import GMTNet, ModelConfig
+from gmt_ase.nn.model import GMTNet, ModelConfig
 from gmt_ase.samples import Sample, collate_samples, load_samples, save_samples, symmetric_logm
-from gmt_ase.tensors import mandel_from_full, voigt_to_full
 from gmt_ase.train import TrainConfig, main, train
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"

@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from gmt_ase import validation as v
+from gmt_ase.graph import validation as v
 
 SPECIES = frozenset(range(1, 95))
 

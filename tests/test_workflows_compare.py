@@ -8,7 +8,7 @@ from pymatgen.analysis.elasticity import ElasticTensor
 from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
-from gmt_ase.tensors import vasp_to_voigt
+from gmt_ase.core.tensors import vasp_to_voigt
 from gmt_ase.workflows.compare import compare_prediction, extract_dft_tensors, rotate_voigt
 from gmt_ase.workflows.schemas import TensorPredictionDocument
 

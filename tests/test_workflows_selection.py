@@ -7,7 +7,7 @@ import json
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from gmt_ase.derived import DERIVED_UNITS
+from gmt_ase.core.derived import DERIVED_UNITS
 from gmt_ase.workflows.schemas import PredictionSymmetry, TensorPredictionDocument
 from gmt_ase.workflows.selection import (
     SELECTION_KEYS,

@@ -12,7 +12,7 @@ prediction document's ``structure``). DFT tensors are brought into that frame in
    deformation that maps the ML cell onto the DFT cell (``R = I`` when the DFT code kept the orientation,
    as VASP and ASE relaxations do; ``U`` absorbs the relaxation strain).
 
-Both tensors are then passed through the same :func:`gmt_ase.symmetry.symmetrize` on the ML structure,
+Both tensors are then passed through the same :func:`gmt_ase.core.symmetry.symmetrize` on the ML structure,
 and compared on their Voigt arrays: ``fnorm = ||ML - DFT||_F`` and ``relative_error = fnorm / ||DFT||_F``.
 If the two cells do not correspond (different number of sites, or a different lattice-vector choice
 such as a conventional cell), only the frame-invariant scalars (K_VRH, G_VRH, dielectric means) are
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.symmetry import DEFAULT_SYMPREC, symmetrize
-from gmt_ase.tensors import full_to_voigt, vasp_to_voigt, voigt_to_full
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, symmetrize
+from gmt_ase.core.tensors import full_to_voigt, vasp_to_voigt, voigt_to_full
 
 from .schemas import TENSOR_UNITS, ComparisonDocument, TensorComparison
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from jobflow import Flow, Maker, OnMissing, Response, job
 
-from gmt_ase.symmetry import DEFAULT_SYMPREC
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 
 from .compare import compare_prediction
 from .jobs import TensorPredictionMaker, as_structure

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from jobflow import Job, Maker, job
 
-from gmt_ase.symmetry import DEFAULT_SYMPREC
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 
 from .schemas import TENSOR_FIELDS, ModelProvenance, TensorPredictionDocument
 
@@ -245,7 +245,7 @@ class EMTElasticMaker(Maker):
         from ase.optimize import BFGS
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from gmt_ase.tensors import VOIGT_PAIRS
+        from gmt_ase.core.tensors import VOIGT_PAIRS
 
         atoms0 = AseAtomsAdaptor.get_atoms(structure)
         cell0 = np.array(atoms0.cell[:])

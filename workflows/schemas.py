@@ -6,7 +6,7 @@ Conventions shared by every document:
   and elastic (6x6) matrices use pymatgen's Voigt order xx yy zz yz xz xy without Voigt factors.
 * Units: dielectric tensors are dimensionless, the piezoelectric stress tensor ``e_iJ`` is in C/m^2, the
   stiffness ``C_IJ`` in GPa (:data:`TENSOR_UNITS`); derived quantities carry the units of
-  ``gmt_ase.derived.DERIVED_UNITS``.
+  ``gmt_ase.core.derived.DERIVED_UNITS``.
 * ``index`` is the position of the structure in the list given to the flow, so results from different
   chunks (jobs) can be merged and traced back.
 """
@@ -98,7 +98,7 @@ class TensorPredictionDocument(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="Applicability warnings (metallic, vacuum, compressed, rare elements, outputs out of "
-        "training range): short sentences, empty when all is well (see gmt_ase.applicability).",
+        "training range): short sentences, empty when all is well (see gmt_ase.invariant.applicability).",
     )
     uncertainty: dict[str, Any] | None = Field(
         None,

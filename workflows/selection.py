@@ -54,7 +54,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from gmt_ase.derived import DERIVED_UNITS
+from gmt_ase.core.derived import DERIVED_UNITS
 from gmt_ase.results import SCALAR_STD_KEYS
 
 __all__ = ["OPERATORS", "PROBABILITY_OPERATORS", "SELECTION_KEYS", "check_selection_key", "evaluate",

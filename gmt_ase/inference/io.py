@@ -6,7 +6,9 @@ A checkpoint file is a dictionary::
      "config": ModelConfig.to_dict(), "targets": [...], "species": [Z, ...], "cutoff": float,
      "library_versions": {...}, "metrics": {...}, "data_hash": str, "state_dict": {...}}
 
-Shipped models live in ``gmt_ase/models/<name>.pt`` next to ``<name>.json`` (the model card), which
+This module is the one place that decides whether a ``model`` argument names a shipped model or a file
+(:func:`is_model_name`, :func:`model_source`, :func:`resolve_model_path`). Shipped models live in
+``gmt_ase/models/<name>.pt`` next to ``<name>.json`` (the model card), which
 records the file's sha256; loading a shipped model verifies it.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from importlib import resources
 from pathlib import Path
@@ -22,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gmt_ase._version import __version__
-from gmt_ase.tensors import MODEL_TARGETS as OUTPUT_KEYS  # = gmt_ase.model.OUTPUT_KEYS, without importing e3nn
+from gmt_ase.core.tensors import MODEL_TARGETS as OUTPUT_KEYS  # = gmt_ase.nn.model.OUTPUT_KEYS, without importing e3nn
 
 if TYPE_CHECKING:  # the network (and e3nn, ~2-3 s to import) is imported only to build one
-    from gmt_ase.model import GMTEnsemble, GMTNet
+    from gmt_ase.nn.model import GMTEnsemble, GMTNet
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -38,6 +41,8 @@ __all__ = [
     "library_versions",
     "load_checkpoint",
     "make_test_checkpoint",
+    "model_reference",
+    "model_source",
     "read_checkpoint_metadata",
     "resolve_model_path",
     "save_checkpoint",
@@ -150,13 +155,32 @@ def _is_card(text: str) -> bool:
     return isinstance(card, dict) and "file" in card and "sha256" in card
 
 
-def is_model_name(model: str | Path) -> bool:
+def is_model_name(model: str | os.PathLike) -> bool:
     """Whether ``model`` is spelled as a model name: a bare word, no folder and no file extension.
 
     Such a string always means a shipped model, even if a file of that name exists in the working
     directory (write ``./fast`` for the file).
     """
     return isinstance(model, str) and bool(model) and not Path(model).suffix and Path(model).name == model
+
+
+def model_source(model: str | os.PathLike) -> str | Path:
+    """Return a shipped-model name as it is (see :func:`is_model_name`), a path as an absolute ``Path``.
+
+    A bare name such as ``"fast"`` is the shipped model even if a file of that name is in the working
+    directory; ``"./fast"`` or ``Path("fast")`` is the file.
+    """
+    if is_model_name(model):
+        return str(model)
+    return Path(model).expanduser().resolve()
+
+
+def model_reference(model: str | os.PathLike) -> str:
+    """Return ``model`` as a string that keeps its meaning (``Path("fast")`` becomes ``./fast``)."""
+    text = os.fspath(model)
+    if not isinstance(model, str) and Path(text).name == text:
+        return os.path.join(os.curdir, text)
+    return text
 
 
 def _shipped_card(name: str) -> dict[str, Any]:
@@ -229,7 +253,7 @@ def load_checkpoint(model: str | Path = "default", map_location: str | torch.dev
         Missing file, checksum mismatch, unreadable/corrupt/truncated file, foreign content, newer
         format version, or weights that do not match the recorded configuration.
     """
-    from gmt_ase.model import GMTEnsemble, GMTNet, ModelConfig
+    from gmt_ase.nn.model import GMTEnsemble, GMTNet, ModelConfig
 
     payload, sha, path = _read_payload(model, map_location)
     try:
@@ -275,7 +299,7 @@ def _check_payload(payload: Any, path: Path) -> None:
 
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Write a tiny, seeded, **untrained** model covering elements 1-94 (for fast tests only)."""
-    from gmt_ase.model import GMTNet, ModelConfig
+    from gmt_ase.nn.model import GMTNet, ModelConfig
 
     generator_state = torch.random.get_rng_state()
     try:

@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from gmt_ase.neighbors import neighbor_list
+from gmt_ase.graph.neighbors import neighbor_list
 
 __all__ = [
     "MAX_ATOMS",

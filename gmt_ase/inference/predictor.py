@@ -9,20 +9,19 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gmt_ase.derived import longitudinal_coefficients
-from gmt_ase.graph import CrystalGraph, build_graph, collate
-from gmt_ase.invariant_model import InvariantModel, network_invariants
-from gmt_ase.io import checkpoint_card, load_checkpoint
-from gmt_ase.model import OUTPUT_KEYS
-from gmt_ase.symmetry import reynolds_projection
-from gmt_ase.uncertainty import prediction_uncertainty, validate_calibration
+from gmt_ase.core.derived import longitudinal_coefficients
+from gmt_ase.core.symmetry import reynolds_projection
+from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
+from gmt_ase.inference.io import checkpoint_card, load_checkpoint
+from gmt_ase.invariant.invariant_model import InvariantModel, network_invariants
+from gmt_ase.invariant.uncertainty import prediction_uncertainty, validate_calibration
+from gmt_ase.nn.model import OUTPUT_KEYS
 
 __all__ = ["CrystalInput", "TensorPredictor"]
 
@@ -40,7 +39,7 @@ class CrystalInput:
     cell
         (3, 3) lattice, rows are lattice vectors, Angstrom.
     operations
-        (G, 3, 3) Cartesian point-group operations (:func:`gmt_ase.symmetry.analyze_symmetry`).
+        (G, 3, 3) Cartesian point-group operations (:func:`gmt_ase.core.symmetry.analyze_symmetry`).
     all_atoms_equivalent
         Every atom is symmetry-equivalent to every other (elemental diamond, fcc, bcc, hcp): their Born
         charges are equal and sum to zero, so the ionic dielectric tensor is exactly zero.
@@ -63,7 +62,7 @@ class TensorPredictor:
     Parameters
     ----------
     model
-        The network (:class:`gmt_ase.model.GMTNet`).
+        The network (:class:`gmt_ase.nn.model.GMTNet`).
     metadata
         Checkpoint metadata (species, cutoff, name, version, metrics, ...).
     sha256
@@ -107,11 +106,8 @@ class TensorPredictor:
         dtype: torch.dtype = torch.float32,
     ) -> TensorPredictor:
         """Load a shipped model by name (``"default"``) or a checkpoint file by path."""
-        loaded = load_checkpoint(model)
-        metadata = dict(loaded.metadata)
-        if loaded.path.parent == Path(str(resources.files("gmt_ase.models"))):
-            metadata["name"] = loaded.path.stem  # a shipped model is known by its file name ("default")
-        return cls(loaded.model, metadata, loaded.sha256, device=device, dtype=dtype, copy_model=False)
+        loaded = load_checkpoint(model)  # a shipped model's name and version are those of its card
+        return cls(loaded.model, dict(loaded.metadata), loaded.sha256, device=device, dtype=dtype, copy_model=False)
 
     @property
     def card(self) -> dict[str, Any]:

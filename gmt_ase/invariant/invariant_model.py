@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.boosted_trees import TreeEnsemble
-from gmt_ase.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors
-from gmt_ase.invariants import (
+from gmt_ase.core.invariants import (
     dielectric_mean,
     piezo_norm,
     rescale_dielectric,
     rescale_elastic,
     vrh_moduli,
 )
+from gmt_ase.invariant.boosted_trees import TreeEnsemble
+from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors
 
 __all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", "network_invariants"]
 

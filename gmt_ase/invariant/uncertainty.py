@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.invariant_model import INVARIANTS
-from gmt_ase.symmetry import reynolds_projection
+from gmt_ase.core.symmetry import reynolds_projection
+from gmt_ase.invariant.invariant_model import INVARIANTS
 
 __all__ = ["TENSOR_NAMES", "allowed_components", "prediction_uncertainty", "validate_calibration"]
 
@@ -89,7 +89,7 @@ def prediction_uncertainty(
     tensors
         Final Cartesian tensors (:data:`TENSOR_NAMES`).
     invariants
-        Their invariants (:func:`gmt_ase.invariant_model.network_invariants` of ``tensors``).
+        Their invariants (:func:`gmt_ase.invariant.invariant_model.network_invariants` of ``tensors``).
     eij_max
         Maximum longitudinal piezo coefficient of ``tensors``, C/m^2.
     operations

@@ -6,9 +6,9 @@ Pipeline (each step is exactly O(3)-equivariant):
 2. an equivariant density ``A_i = sum_j R(h_i, h_j, r) Y_l(r_hat)`` (l <= 4) carries geometry;
 3. a gated block with a self tensor product ``A x A`` builds many-body features of all parities;
 4. features are averaged per crystal (so supercells give the same answer) and fed to one head per target
-   whose output irreps are turned into Cartesian tensors with float64 bases (:mod:`gmt_ase.cartesian`);
+   whose output irreps are turned into Cartesian tensors with float64 bases (:mod:`gmt_ase.nn.cartesian`);
 5. every output is projected onto the crystal's point group with the shared Reynolds operator
-   (:func:`gmt_ase.symmetry.reynolds_projection`).
+   (:func:`gmt_ase.core.symmetry.reynolds_projection`).
 
 Positive-definite targets are predicted through a matrix exponential of a symmetric "log" tensor:
 ``eps_inf = 1 + exp(L_e)``, ``eps_ion = exp(L_i)`` and ``C_Mandel = c0 exp(M)``. The exponential commutes
@@ -26,9 +26,11 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from gmt_ase._clone import clone_module
-from gmt_ase.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
-from gmt_ase.layers import (
+from gmt_ase.core.symmetry import reynolds_projection
+from gmt_ase.core.tensors import MODEL_TARGETS, TARGETS
+from gmt_ase.nn._clone import clone_module
+from gmt_ase.nn.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
+from gmt_ase.nn.layers import (
     BesselBasis,
     EquivariantDensity,
     GatedBlock,
@@ -36,8 +38,6 @@ from gmt_ase.layers import (
     polynomial_envelope,
     scatter_mean,
 )
-from gmt_ase.symmetry import reynolds_projection
-from gmt_ase.tensors import MODEL_TARGETS, TARGETS
 
 __all__ = ["ModelConfig", "GMTEnsemble", "GMTNet", "OUTPUT_KEYS"]
 
@@ -134,7 +134,7 @@ class _Head(nn.Module):
 class GMTNet(nn.Module):
     """Equivariant multi-task network for dielectric, piezoelectric and elastic tensors.
 
-    ``forward(batch)`` takes the dictionary made by :func:`gmt_ase.graph.collate` and returns the
+    ``forward(batch)`` takes the dictionary made by :func:`gmt_ase.graph.crystal_graph.collate` and returns the
     symmetrised Cartesian tensors (keys :data:`OUTPUT_KEYS`) plus what the training loss compares:
     ``log_dielectric_electronic`` and ``log_dielectric_ionic`` (B, 3, 3), ``log_elastic`` (B, 6, 6)
     Mandel, ``log_piezoelectric_magnitude`` (B,) and ``piezoelectric_direction`` (B, 3, 3, 3).

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gmt_ase.tensors import mandel_from_voigt, voigt_to_full
+from gmt_ase.core.tensors import mandel_from_voigt, voigt_to_full
 
 __all__ = [
     "DERIVED_UNITS",

@@ -2,7 +2,7 @@
 
 A tensor splits into its invariants (bulk and shear moduli, dielectric means, piezo norm) and a shape.
 The shipped model predicts the invariants with boosted trees on crystal descriptors
-(:mod:`gmt_ase.invariant_model`) and the shape with the equivariant network; this module joins them.
+(:mod:`gmt_ase.invariant.invariant_model`) and the shape with the equivariant network; this module joins them.
 Every rescaling is an isotropic operation, so it commutes with every rotation and keeps the point-group
 symmetry (and positive definiteness) of the network's tensor exactly:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gmt_ase.tensors import full_from_mandel, mandel_from_full
+from gmt_ase.core.tensors import full_from_mandel, mandel_from_full
 
 __all__ = [
     "dielectric_mean",

@@ -1,6 +1,6 @@
 """Periodic crystal graphs and batches: the only place that turns arrays into model inputs.
 
-The edge convention is written down once, in :mod:`gmt_ase.neighbors`: ``edge_index[0]`` is the
+The edge convention is written down once, in :mod:`gmt_ase.graph.neighbors`: ``edge_index[0]`` is the
 centre atom (messages are summed there), ``edge_index[1]`` the neighbour, ``edge_vec = r_j + S @ cell - r_i``.
 
 The batch is one plain dictionary of tensors whose keys and shapes are declared in :data:`BATCH_KEYS`.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gmt_ase.neighbors import neighbor_list
+from gmt_ase.graph.neighbors import neighbor_list
 
 __all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "neighbor_list"]
 

@@ -4,7 +4,7 @@ e3nn's ``CartesianTensor`` builds its change of basis in float64 and then casts 
 dtype, which costs 1e-7 of equivariance in float64 runs. The bases here are assembled from
 ``o3.wigner_3j(..., dtype=float64)``; e3nn's l=1 basis is Cartesian (x, y, z), so the result is exact.
 
-The irreps of each target are those of the registry (:data:`gmt_ase.tensors.TARGETS`); the Mandel weights
+The irreps of each target are those of the registry (:data:`gmt_ase.core.tensors.TARGETS`); the Mandel weights
 and Voigt pairs come from there too. Basis order (the order of the head's output irreps):
 
 * rank 2, ``ij=ji``: ``0e, 2e``;
@@ -19,7 +19,7 @@ import math
 import torch
 from e3nn import o3
 
-from gmt_ase.tensors import MANDEL_WEIGHTS, TARGETS, VOIGT_PAIRS
+from gmt_ase.core.tensors import MANDEL_WEIGHTS, TARGETS, VOIGT_PAIRS
 
 __all__ = [
     "IRREPS",
@@ -83,7 +83,7 @@ def to_mandel(tensor: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """Batched torch (..., 3, 3, 3, 3) stiffness-like tensor -> (..., 6, 6) Mandel matrix.
 
     ``basis`` is :func:`mandel_basis` (kept by the caller in its dtype and device). The NumPy,
-    single-tensor counterpart is :func:`gmt_ase.tensors.mandel_from_full`.
+    single-tensor counterpart is :func:`gmt_ase.core.tensors.mandel_from_full`.
     """
     return torch.einsum("Iij,...ijkl,Jkl->...IJ", basis, tensor, basis)
 

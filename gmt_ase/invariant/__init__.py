@@ -1,0 +1,11 @@
+"""Layer 2, ``gmt_ase.invariant``: the frame-invariant side of a prediction and how far to trust it.
+
+* :mod:`~gmt_ase.invariant.descriptors`: crystal descriptors (element statistics, volume, bonds);
+* :mod:`~gmt_ase.invariant.boosted_trees`: tree ensembles as plain data, NumPy prediction;
+* :mod:`~gmt_ase.invariant.invariant_model`: moduli, means and norms from descriptors and the network;
+* :mod:`~gmt_ase.invariant.uncertainty`: calibrated one-sigma uncertainties;
+* :mod:`~gmt_ase.invariant.applicability`: warnings, against ``training_stats.json`` (package data here).
+
+May import: :mod:`gmt_ase.core`, :mod:`gmt_ase.graph`, NumPy, ASE's element data. Never torch, ``gmt_ase.nn``
+or anything above (``tests/test_layers.py``).
+"""
