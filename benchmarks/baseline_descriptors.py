@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from gmt_ase.core.tensors import voigt_to_full
-from gmt_ase.data import load_records, split_by_material
 from gmt_ase.invariant.descriptors import element_table_from_pymatgen
 from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
-from gmt_ase.train_invariants import record_invariants
+from gmt_ase.training.data import load_records, split_by_material
+from gmt_ase.training.train_invariants import record_invariants
 
 TENSOR_FIELDS = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 

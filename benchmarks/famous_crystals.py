@@ -13,9 +13,9 @@ import numpy as np
 
 from gmt_ase import GMTCalculator
 from gmt_ase.core.tensors import voigt_to_full
-from gmt_ase.data import load_records, split_by_material
 from gmt_ase.invariant.invariant_model import network_invariants
-from gmt_ase.train_invariants import record_invariants
+from gmt_ase.training.data import load_records, split_by_material
+from gmt_ase.training.train_invariants import record_invariants
 
 #: (reduced formula, space-group number) of the crystals a user checks first.
 FAMOUS = {

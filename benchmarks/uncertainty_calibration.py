@@ -22,11 +22,11 @@ from scipy.stats import norm, spearmanr
 
 from gmt_ase.core.derived import longitudinal_piezo_max
 from gmt_ase.core.tensors import full_to_voigt
-from gmt_ase.data import load_records, split_by_material
 from gmt_ase.inference.predictor import TensorPredictor
 from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
 from gmt_ase.predict import prepare_valid
-from gmt_ase.train_invariants import record_invariants
+from gmt_ase.training.data import load_records, split_by_material
+from gmt_ase.training.train_invariants import record_invariants
 
 THRESHOLDS = {"k_vrh": 150.0, "g_vrh": 80.0, "eps_electronic_mean": 8.0, "eps_total_mean": 20.0, "eij_max": 1.0}
 BUDGETS = (0.05, 0.10, 0.20)

@@ -10,11 +10,11 @@ from conftest import build_nacl, build_silicon, build_wurtzite_zno  # plain buil
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from gmt_ase.applicability_stats import compute_stats
 from gmt_ase.core.tensors import voigt_to_full
-from gmt_ase.data import TensorRecord
 from gmt_ase.graph.validation import DisorderedStructureError, InvalidStructureError, check_ordered, validate_structure
 from gmt_ase.invariant import applicability as ap
+from gmt_ase.training.applicability_stats import compute_stats
+from gmt_ase.training.data import TensorRecord
 
 BST_CIF = """data_BaSrTiO3
 _symmetry_space_group_name_H-M   'P 1'

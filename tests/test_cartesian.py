@@ -15,11 +15,11 @@ from e3nn import o3
 from e3nn.io import CartesianTensor
 
 from gmt_ase.core.tensors import MANDEL_WEIGHTS, MODEL_TARGETS, TARGETS, mandel_from_full, voigt_to_full
-from gmt_ase.losses import vrh_moduli
-from gmt_ase.metrics import moduli_vrh
+from gmt_ase.evaluation.metrics import moduli_vrh
 from gmt_ase.nn.cartesian import cartesian_basis, from_mandel, mandel_basis, to_mandel
 from gmt_ase.nn.model import OUTPUT_KEYS
 from gmt_ase.testing import random_orthogonal, rotate_tensor
+from gmt_ase.training.losses import vrh_moduli
 
 
 def _slices(irreps: o3.Irreps) -> list[tuple[o3.Irrep, slice]]:

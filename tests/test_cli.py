@@ -13,8 +13,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from gmt_ase._cli_io import csv_columns
 from gmt_ase.cli import build_parser, main
+from gmt_ase.cli._io import csv_columns
 from gmt_ase.inference.predictor import TensorPredictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

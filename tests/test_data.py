@@ -1,4 +1,4 @@
-"""Tests for gmt_ase.data and gmt_ase.jarvis on the repository's real data files and synthetic ones."""
+"""gmt_ase.training.data and gmt_ase.training.jarvis on the repository's real data files and synthetic ones."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from gmt_ase.data import (
+from gmt_ase.testing import rotate_tensor
+from gmt_ase.training.data import (
     ALL_SOURCES,
     LOOSE_RESIDUAL_MAX,
     SOURCE_FILES,
@@ -28,8 +29,7 @@ from gmt_ase.data import (
     read_jarvis_pickle,
     split_by_material,
 )
-from gmt_ase.jarvis import RestrictedUnpickler
-from gmt_ase.testing import rotate_tensor
+from gmt_ase.training.jarvis import RestrictedUnpickler
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 

@@ -1,11 +1,11 @@
-"""The element descriptor table (:mod:`gmt_ase.element_features`) fed to the species embedding."""
+"""The element descriptor table (:mod:`gmt_ase.training.element_features`) fed to the species embedding."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+from gmt_ase.training.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
 
 NUM_SPECIES = 95
 

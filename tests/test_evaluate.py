@@ -1,4 +1,4 @@
-"""Evaluation pipeline (:mod:`gmt_ase.evaluate`) on hand-made records and the tiny test checkpoint."""
+"""Evaluation pipeline (:mod:`gmt_ase.evaluation.evaluate`) on hand-made records and the tiny test checkpoint."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import torch
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from gmt_ase import evaluate as ev
 from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.core.tensors import voigt_to_full
-from gmt_ase.data import TensorRecord
+from gmt_ase.evaluation import evaluate as ev
+from gmt_ase.evaluation.metrics import moduli_vrh, tensor_errors
 from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
-from gmt_ase.metrics import moduli_vrh, tensor_errors
+from gmt_ase.training.data import TensorRecord
 
 
 def record(material_id: str, source: str, atoms: Atoms, targets: dict) -> TensorRecord:
@@ -193,6 +193,7 @@ def test_cli_reports_bad_model(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 
 def test_module_entry_point() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gmt_ase.evaluate", "--help"], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-m", "gmt_ase.evaluation.evaluate", "--help"],
+        capture_output=True, text=True, check=True, timeout=60,
     )
     assert "--data-dir" in result.stdout and "--split" in result.stdout

@@ -241,8 +241,8 @@ def test_unknown_shipped_model_lists_available(fake_models: Path) -> None:
 
 
 def test_ensemble_round_trip_predicts_the_mean_of_its_members(tmp_path: Path) -> None:
+    from gmt_ase.evaluation.release import combine_checkpoints
     from gmt_ase.nn.model import combine_odd_tensors
-    from gmt_ase.release import combine_checkpoints
 
     members = [make_test_checkpoint(tmp_path / f"m{seed}.pt", seed=seed) for seed in (0, 1)]
     combine_checkpoints(members, tmp_path / "ensemble.pt")
@@ -262,8 +262,8 @@ def test_ensemble_round_trip_predicts_the_mean_of_its_members(tmp_path: Path) ->
 
 
 def test_ensemble_members_must_share_a_configuration(tmp_path: Path) -> None:
+    from gmt_ase.evaluation.release import combine_checkpoints
     from gmt_ase.nn.model import GMTNet, ModelConfig
-    from gmt_ase.release import combine_checkpoints
 
     other = tmp_path / "other.pt"
     save_checkpoint(other, GMTNet(ModelConfig(scalar_dim=8)), metadata={"species": [1, 8]})
@@ -275,9 +275,9 @@ def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -
     """A member trained without the element table joins with a zero projection: its outputs are unchanged."""
     from dataclasses import replace
 
-    from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
+    from gmt_ase.evaluation.release import combine_checkpoints
     from gmt_ase.nn.model import GMTNet
-    from gmt_ase.release import combine_checkpoints
+    from gmt_ase.training.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 
     plain_path = make_test_checkpoint(tmp_path / "plain.pt", seed=0)
     plain = load_checkpoint(plain_path).model
@@ -299,7 +299,7 @@ def test_ensemble_of_members_with_and_without_element_features(tmp_path: Path) -
 def test_model_card_records_checksum_version_and_refuses_broken_checkpoints(tmp_path: Path) -> None:
     import json
 
-    from gmt_ase.release import write_model_card
+    from gmt_ase.evaluation.release import write_model_card
 
     metrics = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/model_report/metrics.json").read_text())
     source = make_test_checkpoint(tmp_path / "trained.pt")
@@ -391,7 +391,7 @@ def test_shipped_model_reports_its_release_version(fake_models: Path, tiny_path:
 
 
 def test_release_without_a_version_keeps_the_checkpoint_byte_for_byte(tmp_path: Path) -> None:
-    from gmt_ase.release import write_model_card
+    from gmt_ase.evaluation.release import write_model_card
 
     metrics = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/model_report/metrics.json").read_text())
     source = make_test_checkpoint(tmp_path / "trained.pt")

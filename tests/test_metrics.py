@@ -1,4 +1,4 @@
-"""Exact values of the GMTNet metrics (:mod:`gmt_ase.metrics`) on hand-made tensors."""
+"""Exact values of the GMTNet metrics (:mod:`gmt_ase.evaluation.metrics`) on hand-made tensors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gmt_ase.core.tensors import voigt_to_full
-from gmt_ase.metrics import (
+from gmt_ase.evaluation.metrics import (
     ZERO_TOL,
     is_zero,
     kg_errors,

@@ -28,12 +28,12 @@ from ase import Atoms
 
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC, analyze_symmetry, reynolds_projection
 from gmt_ase.core.tensors import full_to_voigt, mandel_from_full
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
 from gmt_ase.inference.io import LoadedCheckpoint, load_checkpoint
 from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
 from gmt_ase.nn.model import OUTPUT_KEYS, GMTNet, ModelConfig
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
+from gmt_ase.training.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 
 #: (rtol, atol) of the equivariance checks: err <= rtol * ||T|| + atol.
 # float32: the piezo direction is normalised after the projection, which amplifies rounding ~10x;

@@ -14,8 +14,8 @@ from ase.build import bulk
 from test_applicability import BST_CIF
 
 from gmt_ase import GMTCalculator, predict_tensors
-from gmt_ase._cli_io import csv_columns, flatten_row
 from gmt_ase.cli import main
+from gmt_ase.cli._io import csv_columns, flatten_row
 from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.graph.validation import DisorderedStructureError
 from gmt_ase.inference.predictor import TensorPredictor

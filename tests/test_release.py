@@ -1,4 +1,4 @@
-"""``python -m gmt_ase.release``: never writes into the installed package unless told to (--install)."""
+"""``python -m gmt_ase.evaluation.release``: never writes into the installed package unless told to (--install)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import gmt_ase.release as release
+import gmt_ase.evaluation.release as release
 
 METRICS = Path(__file__).resolve().parents[1] / "benchmarks" / "model_report" / "metrics.json"
 

@@ -18,9 +18,9 @@ import pytest
 from ase.io import read
 
 from gmt_ase import GMTCalculator
-from gmt_ase.data import load_records, split_by_material
-from gmt_ase.evaluate import evaluate
+from gmt_ase.evaluation.evaluate import evaluate
 from gmt_ase.inference.io import load_checkpoint, resolve_model_path
+from gmt_ase.training.data import load_records, split_by_material
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((ROOT / "tests" / "data" / "shipped_reference.json").read_text())

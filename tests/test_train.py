@@ -20,15 +20,15 @@ import pytest
 import torch
 from pymatgen.analysis.elasticity import ElasticTensor
 
-import gmt_ase.train as train_module
+import gmt_ase.training.train as train_module
 from gmt_ase.core.tensors import mandel_from_full, voigt_to_full
-from gmt_ase.data import SOURCE_FILES, DropReport, dataset_hash, load_records, split_by_material
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
 from gmt_ase.inference.io import load_checkpoint
-from gmt_ase.losses import DEFAULT_WEIGHTS, multitask_loss, vrh_moduli
 from gmt_ase.nn.model import GMTNet, ModelConfig
-from gmt_ase.samples import Sample, collate_samples, load_samples, save_samples, symmetric_logm
-from gmt_ase.train import TrainConfig, main, train
+from gmt_ase.training.data import SOURCE_FILES, DropReport, dataset_hash, load_records, split_by_material
+from gmt_ase.training.element_features import ELEMENT_FEATURE_NAMES, element_feature_table
+from gmt_ase.training.losses import DEFAULT_WEIGHTS, multitask_loss, vrh_moduli
+from gmt_ase.training.samples import Sample, collate_samples, load_samples, save_samples, symmetric_logm
+from gmt_ase.training.train import TrainConfig, main, train
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 RECORDS_PER_SOURCE = 8
@@ -523,7 +523,7 @@ def test_moving_average_copy_has_exactly_the_model_state_keys() -> None:
 def test_every_train_option_has_help_text() -> None:
     import argparse
 
-    from gmt_ase.train import add_parser
+    from gmt_ase.training.train import add_parser
 
     parser = argparse.ArgumentParser()
     train = add_parser(parser.add_subparsers())

@@ -1,6 +1,6 @@
 """Calibrated one-sigma uncertainties of a prediction, from the invariant model's validation errors.
 
-Two error sources are modelled, each calibrated on the validation split (:mod:`gmt_ase.calibration`):
+Two error sources are modelled, each calibrated on the validation split (:mod:`gmt_ase.training.calibration`):
 
 - the scale of a tensor (its invariant: K_VRH, G_VRH, the dielectric means, the piezo norm): a
   log-normal error whose sigma is the invariant's calibrated ``log_sigma``; the one-sigma of the value

@@ -83,7 +83,7 @@ class ModelConfig:
     element_features
         Number of element descriptor columns added to the species embedding through a linear map (0: a
         learned embedding only). The descriptor table is a buffer stored in the checkpoint and filled at
-        training time from :func:`gmt_ase.element_features.element_feature_table`.
+        training time from :func:`gmt_ase.training.element_features.element_feature_table`.
     """
 
     cutoff: float = 5.0

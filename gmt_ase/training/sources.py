@@ -3,7 +3,7 @@
 Each source of :data:`SOURCE_FILES` is a gzipped JSON list of entries (or a dict with a ``records`` list).
 :func:`raw_targets` converts one entry to float64 Cartesian full tensors (symmetrised where the files are
 not), :func:`excluded_ids` lists the materials a source leaves to another file (duplicates), and
-:func:`raw_frame_trusted` reads the source's frame flag. :mod:`gmt_ase.data` builds the records from these.
+:func:`raw_frame_trusted` reads the source's frame flag. :mod:`gmt_ase.training.data` builds the records from these.
 """
 
 from __future__ import annotations

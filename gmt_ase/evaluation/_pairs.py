@@ -1,6 +1,6 @@
 """Stored-form (true, pred) pairs of an evaluation, per target and for the (K_VRH, G_VRH) moduli.
 
-Internal to :mod:`gmt_ase.evaluate`: :func:`_collect` turns predicted samples into :class:`_Pairs`, adding
+Internal to :mod:`gmt_ase.evaluation.evaluate`: :func:`_collect` turns predicted samples into :class:`_Pairs`, adding
 the ``dielectric_total`` sums and the ``piezoelectric_zeros`` zero targets of centrosymmetric materials.
 """
 
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gmt_ase.core.tensors import MODEL_TARGETS
-from gmt_ase.metrics import moduli_vrh, stored_array
+from gmt_ase.evaluation.metrics import moduli_vrh, stored_array
 
 if TYPE_CHECKING:
-    from gmt_ase.data import TensorRecord
+    from gmt_ase.training.data import TensorRecord
 
 #: Tensors the model predicts, as keys of the prediction dicts.
 _MODEL_OUTPUTS = MODEL_TARGETS

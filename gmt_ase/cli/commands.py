@@ -27,8 +27,8 @@ __all__ = ["EXTERNAL_SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommands defined elsewhere: name -> (module with ``add_parser``, one-line help).
 EXTERNAL_SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("gmt_ase.train", "train a model from tensor datasets"),
-    "evaluate": ("gmt_ase.evaluate", "evaluate a model on a labelled dataset"),
+    "train": ("gmt_ase.training.train", "train a model from tensor datasets"),
+    "evaluate": ("gmt_ase.evaluation.evaluate", "evaluate a model on a labelled dataset"),
 }
 
 
@@ -122,8 +122,8 @@ def run_predict(args: argparse.Namespace) -> int:
     Everything that can be checked (arguments, inputs, output file, device, checkpoint) is checked before
     the network is built, and the network is built only if some structure is left to predict.
     """
-    from gmt_ase._cli_output import ResumeState, check_output, read_resume_state
-    from gmt_ase._cli_predict import PredictRun
+    from gmt_ase.cli._output import ResumeState, check_output, read_resume_state
+    from gmt_ase.cli._predict import PredictRun
 
     try:
         if args.batch_size < 1:
@@ -150,8 +150,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def resolve_inputs(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
-    """Input files of ``predict`` and notes for the user (see :func:`gmt_ase._cli_io.resolve_paths`)."""
-    from gmt_ase._cli_io import resolve_paths
+    """Input files of ``predict`` and notes for the user (see :func:`gmt_ase.cli._io.resolve_paths`)."""
+    from gmt_ase.cli._io import resolve_paths
 
     return resolve_paths(args.paths, recursive=args.recursive)
 

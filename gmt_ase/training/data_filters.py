@@ -3,7 +3,7 @@
 :func:`drop_reason` drops records with non-finite tensors or structures, records whose source reports a
 ``frame_check.sym_residual`` above :data:`FRAME_RESIDUAL_MAX`, and records with a tensor whose relative
 residual against the point group found at the loose tolerance :data:`LOOSE_SYMPREC` exceeds
-:data:`LOOSE_RESIDUAL_MAX` (see :func:`frame_consistency`). :mod:`gmt_ase.data` applies it while loading
+:data:`LOOSE_RESIDUAL_MAX` (see :func:`frame_consistency`). :mod:`gmt_ase.training.data` applies it while loading
 and logs the dropped records in a :class:`DropReport`.
 """
 

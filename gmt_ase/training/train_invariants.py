@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
-from gmt_ase.data import ALL_SOURCES, load_records, split_by_material
 from gmt_ase.invariant.boosted_trees import from_lightgbm
 from gmt_ase.invariant.descriptors import element_table_from_pymatgen
 from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
+from gmt_ase.training.data import ALL_SOURCES, load_records, split_by_material
 
 __all__ = ["LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
 

@@ -1,9 +1,10 @@
 """Ship a trained checkpoint as package data: copy it, record its sha256 and write its model card.
 
-``python -m gmt_ase.release runs/ensemble.pt --combine runs/a/best.pt runs/b/best.pt`` first combines
+``python -m gmt_ase.evaluation.release runs/ensemble.pt --combine runs/a/best.pt runs/b/best.pt`` first combines
 several trained models into one ensemble checkpoint (their mean).
 
-``python -m gmt_ase.release runs/default/best.pt --metrics reports/metrics.json --name default --out-dir DIR``
+``python -m gmt_ase.evaluation.release runs/default/best.pt --metrics reports/metrics.json --name default
+--out-dir DIR``
 writes ``DIR/<name>.pt``, ``<name>.json`` (machine-readable card, read by
 :func:`gmt_ase.inference.io.resolve_model_path`) and ``<name>.md`` (human-readable card). Shipping into the
 package's own ``gmt_ase/models`` folder (what a release of gmt_ase does) needs ``--install`` instead of
@@ -23,9 +24,9 @@ from typing import Any
 
 import torch
 
+from gmt_ase.evaluation.reports import format_table
 from gmt_ase.inference.io import file_sha256, load_checkpoint, save_checkpoint
 from gmt_ase.nn.model import GMTEnsemble, GMTNet
-from gmt_ase.reports import format_table
 
 __all__ = ["PACKAGE_MODELS", "combine_checkpoints", "write_model_card", "main"]
 
@@ -187,7 +188,7 @@ def _markdown(card: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="gmt_ase.release", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gmt_ase.evaluation.release", description=__doc__)
     parser.add_argument("checkpoint", type=Path, help="model to ship (with --combine: the ensemble file to write)")
     parser.add_argument("--combine", type=Path, nargs="+", help="write an ensemble of these checkpoints and stop")
     parser.add_argument("--metrics", type=Path, help="metrics.json from gmt-ase evaluate (required to ship)")

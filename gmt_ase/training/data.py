@@ -1,18 +1,18 @@
 """Training data: the record type, loading the tensor files, and splitting and hashing the records.
 
 Every record pairs a pymatgen ``Structure`` with Cartesian full tensors in the same frame (DESIGN.md
-section 4). :func:`load_records` reads the files of :mod:`gmt_ase.sources` and drops, and logs in a
+section 4). :func:`load_records` reads the files of :mod:`gmt_ase.training.sources` and drops, and logs in a
 :class:`DropReport`:
 
 * duplicates: StrainNet entries also in the matminer elastic file (those are not integer-rounded), and
   K/G binaries whose material also has a full elastic tensor in either elastic file;
-* records that cannot be read, and those failing the filters of :mod:`gmt_ase.data_filters`: non-finite
+* records that cannot be read, and those failing the filters of :mod:`gmt_ase.training.data_filters`: non-finite
   tensors or structures, ``frame_check.sym_residual`` above :data:`FRAME_RESIDUAL_MAX`, then any tensor
   whose relative residual against the point group found at the loose tolerance :data:`LOOSE_SYMPREC`
   exceeds :data:`LOOSE_RESIDUAL_MAX` (see :func:`frame_consistency`).
 
 Splits are by material id and joint across all sources (:func:`split_by_material`). The names of
-:mod:`gmt_ase.sources` and :mod:`gmt_ase.data_filters` listed in ``__all__`` are re-exported here.
+:mod:`gmt_ase.training.sources` and :mod:`gmt_ase.training.data_filters` listed in ``__all__`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from gmt_ase.data_filters import (
+from gmt_ase.training.data_filters import (
     FRAME_RESIDUAL_MAX,
     LOOSE_RESIDUAL_MAX,
     LOOSE_SYMPREC,
@@ -36,8 +36,8 @@ from gmt_ase.data_filters import (
     drop_reason,
     frame_consistency,
 )
-from gmt_ase.jarvis import jarvis_structure, jarvis_targets, load_pickle
-from gmt_ase.sources import (
+from gmt_ase.training.jarvis import jarvis_structure, jarvis_targets, load_pickle
+from gmt_ase.training.sources import (
     ALL_SOURCES,
     MATTEN_FILE,
     SOURCE_FILES,
@@ -108,7 +108,7 @@ def _to_record(source: str, raw: dict[str, Any]) -> TensorRecord:
 
 
 def _drop_reason(record: TensorRecord, raw: dict[str, Any]) -> str | None:
-    """Why a record must be dropped (:func:`gmt_ase.data_filters.drop_reason`), or None to keep it."""
+    """Why a record must be dropped (:func:`gmt_ase.training.data_filters.drop_reason`), or None to keep it."""
     return drop_reason(record.targets, record.structure, raw.get("frame_check", {}).get("sym_residual"))
 
 
@@ -180,7 +180,7 @@ def load_matten_example(data_dir: str | Path) -> list[TensorRecord]:
 
 
 def read_jarvis_pickle(path: str | Path, report: DropReport | None = None) -> list[TensorRecord]:
-    """Read a GMTNet JARVIS pickle (see :mod:`gmt_ase.jarvis`) with a restricted unpickler.
+    """Read a GMTNet JARVIS pickle (see :mod:`gmt_ase.training.jarvis`) with a restricted unpickler.
 
     Entries with no tensor, non-finite values or an unreadable structure, and entries failing the
     loose-symprec frame check of :func:`load_records`, are dropped (and logged in ``report`` if given).

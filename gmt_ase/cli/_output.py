@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gmt_ase._cli_io import csv_columns, flatten_row
+from gmt_ase.cli._io import csv_columns, flatten_row
 
 __all__ = ["OutputError", "ResumeState", "check_output", "compact_output", "open_writer", "read_resume_state",
            "row_key"]

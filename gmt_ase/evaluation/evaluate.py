@@ -1,11 +1,12 @@
 """Evaluate a model on labelled records: GMTNet metrics per target and crystal system, parity plots, CLI.
 
 ``gmt-ase evaluate --model default --data-dir data --split test --seed 0 --out reports/`` (or
-``python -m gmt_ase.evaluate ...``) loads the records (:func:`gmt_ase.data.load_records`), takes one split
-of :func:`gmt_ase.data.split_by_material`, predicts every structure once and writes ``metrics.json`` and
+``python -m gmt_ase.evaluation.evaluate ...``) loads the records
+(:func:`gmt_ase.training.data.load_records`), takes one split of
+:func:`gmt_ase.training.data.split_by_material`, predicts every structure once and writes ``metrics.json`` and
 parity plots (PNG) to ``--out``.
 
-Metrics (see :mod:`gmt_ase.metrics` for their definitions and the zero-target convention), per target:
+Metrics (see :mod:`gmt_ase.evaluation.metrics` for their definitions and the zero-target convention), per target:
 
 * ``dielectric_electronic``, ``dielectric_ionic`` and ``dielectric_total`` (= electronic + ionic, for
   records with both), 3x3;
@@ -17,7 +18,7 @@ Metrics (see :mod:`gmt_ase.metrics` for their definitions and the zero-target co
 
 Each target also has ``by_crystal_system`` (from the spglib space-group number at the prediction's
 ``symprec``) and ``by_source`` breakdowns; ``symmetry_violations`` counts predictions that break their
-point group (:func:`gmt_ase.metrics.symmetry_violations`).
+point group (:func:`gmt_ase.evaluation.metrics.symmetry_violations`).
 """
 
 from __future__ import annotations
@@ -32,19 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gmt_ase._eval_pairs import _MODEL_OUTPUTS, _collect, _Pairs, _Sample
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 from gmt_ase.core.tensors import TARGETS
-from gmt_ase.metrics import is_zero, kg_errors, symmetry_violations, tensor_errors
-from gmt_ase.reports import format_table, parity_plots
+from gmt_ase.evaluation._pairs import _MODEL_OUTPUTS, _collect, _Pairs, _Sample
+from gmt_ase.evaluation.metrics import is_zero, kg_errors, symmetry_violations, tensor_errors
+from gmt_ase.evaluation.reports import format_table, parity_plots
 
 if TYPE_CHECKING:
-    from gmt_ase.data import TensorRecord
     from gmt_ase.inference.predictor import TensorPredictor
+    from gmt_ase.training.data import TensorRecord
 
 __all__ = ["TENSOR_TARGETS", "add_parser", "crystal_system", "evaluate", "format_table", "main", "parity_plots", "run"]
 
-#: Tensor targets evaluated with :func:`gmt_ase.metrics.tensor_errors`, in report order.
+#: Tensor targets evaluated with :func:`gmt_ase.evaluation.metrics.tensor_errors`, in report order.
 TENSOR_TARGETS = tuple(TARGETS)
 _SYSTEM_BOUNDS = (
     (2, "triclinic"),
@@ -153,7 +154,7 @@ def evaluate(
     predictor
         A loaded :class:`gmt_ase.inference.predictor.TensorPredictor`.
     records
-        Labelled records (:class:`gmt_ase.data.TensorRecord`) of any sources.
+        Labelled records (:class:`gmt_ase.training.data.TensorRecord`) of any sources.
     batch_size
         Structures per model call.
     symprec
@@ -215,7 +216,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load_split(args: argparse.Namespace) -> list[TensorRecord]:
-    from gmt_ase.data import ALL_SOURCES, load_records, split_by_material
+    from gmt_ase.training.data import ALL_SOURCES, load_records, split_by_material
 
     records = load_records(args.data_dir, tuple(args.sources or ALL_SOURCES))
     if args.split != "all":
@@ -265,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m gmt_ase.evaluate``."""
-    parser = argparse.ArgumentParser(prog="python -m gmt_ase.evaluate", description=__doc__.splitlines()[0])
+    """Entry point of ``python -m gmt_ase.evaluation.evaluate``."""
+    parser = argparse.ArgumentParser(prog="python -m gmt_ase.evaluation.evaluate", description=__doc__.splitlines()[0])
     args = _configure(parser).parse_args(argv)
     return int(args.func(args) or 0)
 

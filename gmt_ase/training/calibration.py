@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
 from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
 from gmt_ase.invariant.uncertainty import TENSOR_NAMES, validate_calibration
-from gmt_ase.train_invariants import record_invariants
+from gmt_ase.training.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
+from gmt_ase.training.train_invariants import record_invariants
 
 __all__ = ["calibrate", "main"]
 

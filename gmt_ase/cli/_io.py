@@ -2,7 +2,7 @@
 
 Input: files, folders (their structure files, sorted; subfolders with ``recursive``) and glob patterns;
 every frame of every file is one structure, shown as ``"<path>@<frame>"``. The output file itself is
-handled by :mod:`gmt_ase._cli_output`.
+handled by :mod:`gmt_ase.cli._output`.
 """
 
 from __future__ import annotations

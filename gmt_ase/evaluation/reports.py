@@ -1,6 +1,6 @@
 """Evaluation reports: parity plots (PNG) and a plain-text table of the overall metrics.
 
-Both read the output of :func:`gmt_ase.evaluate.evaluate`; matplotlib is imported only when a plot is
+Both read the output of :func:`gmt_ase.evaluation.evaluate.evaluate`; matplotlib is imported only when a plot is
 written (and never through pyplot, so no global backend state is touched).
 """
 
@@ -38,7 +38,9 @@ _UNITS = {"piezoelectric": "C/m$^2$", "elastic": "GPa"}
 
 
 def parity_plots(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write one parity plot (PNG) per target of ``results`` (from :func:`gmt_ase.evaluate.evaluate`) into ``out_dir``.
+    """Write one parity plot (PNG) per target of ``results`` into ``out_dir``.
+
+    ``results`` is what :func:`gmt_ase.evaluation.evaluate.evaluate` returns.
 
     Tensor plots show every entry of the stored arrays; moduli plots show K_VRH and G_VRH side by side.
 

@@ -14,8 +14,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from gmt_ase._cli_io import InputItem, stream_structures
-from gmt_ase._cli_output import ResumeState, compact_output, open_writer
+from gmt_ase.cli._io import InputItem, stream_structures
+from gmt_ase.cli._output import ResumeState, compact_output, open_writer
 
 __all__ = ["EXIT_ALL_FAILED", "EXIT_OK", "PredictRun"]
 

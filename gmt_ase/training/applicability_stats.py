@@ -2,10 +2,10 @@
 
 Usage::
 
-    python -m gmt_ase.applicability_stats data            # writes gmt_ase/invariant/training_stats.json
-    python -m gmt_ase.applicability_stats data -o out.json
+    python -m gmt_ase.training.applicability_stats data            # writes gmt_ase/invariant/training_stats.json
+    python -m gmt_ase.training.applicability_stats data -o out.json
 
-Statistics over every record that :func:`gmt_ase.data.load_records` keeps (all splits: the material ids
+Statistics over every record that :func:`gmt_ase.training.data.load_records` keeps (all splits: the material ids
 held out of the data files are not in them anyway): number of crystals per element and target family,
 ranges of the output invariants (0.1 to 99.9 percentiles), and the structure ranges (volume per atom,
 widest empty gap with its 99.9 percentile, closest distance of every element pair).
@@ -75,7 +75,7 @@ def _robust_range(values: list[float]) -> list[float]:
 
 
 def compute_stats(records: Sequence[Any]) -> dict[str, Any]:
-    """Training statistics of ``records`` (:class:`gmt_ase.data.TensorRecord`), as a JSON-safe dict."""
+    """Training statistics of ``records`` (:class:`gmt_ase.training.data.TensorRecord`), as a JSON-safe dict."""
     crystals: dict[str, set[str]] = defaultdict(set)
     elements: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     values: dict[str, list[float]] = defaultdict(list)
@@ -100,8 +100,8 @@ def compute_stats(records: Sequence[Any]) -> dict[str, Any]:
         for key, d in pair_min_distances(numbers, positions, cell).items():
             pairs[key] = min(d, pairs.get(key, np.inf))
     return {
-        "description": "statistics of the training records (gmt_ase.data.load_records), all splits; "
-        "regenerate with `python -m gmt_ase.applicability_stats data`",
+        "description": "statistics of the training records (gmt_ase.training.data.load_records), all splits; "
+        "regenerate with `python -m gmt_ase.training.applicability_stats data`",
         "n_crystals": {family: len(ids) for family, ids in sorted(crystals.items())},
         "element_counts": {
             family: {symbol: len(ids) for symbol, ids in sorted(by_symbol.items())}
@@ -120,7 +120,7 @@ def compute_stats(records: Sequence[Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: load the records of a data directory and write the statistics JSON."""
-    from gmt_ase.data import load_records
+    from gmt_ase.training.data import load_records
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="the repository's data/ directory")

@@ -1,4 +1,4 @@
-"""Train a GMTNet model: ``gmt-ase train --data-dir data --out runs/default`` or ``python -m gmt_ase.train``.
+"""Train a GMTNet model: ``gmt-ase train --data-dir data --out runs/default`` or ``python -m gmt_ase.training.train``.
 
 Seeded and deterministic for a given device, a checkpoint every epoch (``last.pt``, resumed
 automatically), the best validation model exported as a gmt_ase checkpoint (``best.pt``), one JSON line
@@ -20,12 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gmt_ase.data import ALL_SOURCES, SOURCE_FILES, dataset_hash, load_records, read_jarvis_pickle, split_by_material
-from gmt_ase.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
 from gmt_ase.inference.io import save_checkpoint
-from gmt_ase.losses import multitask_loss
 from gmt_ase.nn.model import GMTNet, ModelConfig
-from gmt_ase.samples import Sample, collate_samples, load_samples, make_sample, save_samples
+from gmt_ase.training.data import (
+    ALL_SOURCES,
+    SOURCE_FILES,
+    dataset_hash,
+    load_records,
+    read_jarvis_pickle,
+    split_by_material,
+)
+from gmt_ase.training.element_features import ELEMENT_FEATURE_NAMES, fill_element_table
+from gmt_ase.training.losses import multitask_loss
+from gmt_ase.training.samples import Sample, collate_samples, load_samples, make_sample, save_samples
 
 __all__ = ["TrainConfig", "add_parser", "main", "prepare_samples", "train"]
 
@@ -36,7 +43,7 @@ class TrainConfig:
 
     ``ema_decay`` > 0 keeps an exponential moving average of the weights (updated every step); the
     average is what is validated and exported. ``element_features`` adds the element descriptor table of
-    :mod:`gmt_ase.element_features` to the species embedding.
+    :mod:`gmt_ase.training.element_features` to the species embedding.
     """
 
     data_dir: str = "data"
@@ -115,7 +122,7 @@ def _cached_samples(
 ) -> tuple[dict[str, list[Sample]], str, list[int]]:
     """:func:`prepare_samples`, cached in the run folder so that a resumed run starts in seconds.
 
-    The cache holds plain tensors only (:func:`gmt_ase.samples.load_samples` never unpickles objects)
+    The cache holds plain tensors only (:func:`gmt_ase.training.samples.load_samples` never unpickles objects)
     and is keyed by the settings that shape it.
     """
     sources = [Path(cfg.data_dir) / name for name in SOURCE_FILES.values()] + [Path(p) for p in cfg.jarvis_pickles]
@@ -370,8 +377,8 @@ def _run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m gmt_ase.train``."""
-    parser = argparse.ArgumentParser(prog="gmt_ase.train")
+    """Entry point of ``python -m gmt_ase.training.train``."""
+    parser = argparse.ArgumentParser(prog="gmt_ase.training.train")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])

@@ -95,7 +95,7 @@ def _with_logs(targets: dict[str, np.ndarray], elastic_scale: float) -> dict[str
 
 
 def make_sample(record, cutoff: float, elastic_scale: float, symprec: float = DEFAULT_SYMPREC) -> Sample:
-    """Build a :class:`Sample` from a :class:`gmt_ase.data.TensorRecord`."""
+    """Build a :class:`Sample` from a :class:`gmt_ase.training.data.TensorRecord`."""
     structure = record.structure
     info = analyze_symmetry(structure, symprec)
     graph = build_graph(
