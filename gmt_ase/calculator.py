@@ -12,7 +12,7 @@ prediction itself is :func:`gmt_ase.predict.predict_one`. Nothing here changes g
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pymatgen.core.tensors import Tensor
 
     from gmt_ase.inference.predictor import TensorPredictor
+    from gmt_ase.results import TensorPrediction
 
 __all__ = ["PROPERTY_FIELDS", "GMTCalculator"]
 
@@ -43,6 +44,28 @@ PROPERTY_FIELDS: dict[str, str] = {
 }
 _DIELECTRIC_KINDS = {"electronic": "dielectric_tensor", "ionic": "dielectric_tensor_ionic",
                      "total": "dielectric_tensor_total"}
+
+
+class _LazyDerived(Mapping[str, Any]):
+    """``results["derived"]``: the prediction's derived quantities, computed on first read, not in calculate.
+
+    They cost about 10 ms per crystal (more than the prediction); :attr:`TensorPrediction.derived` caches them.
+    """
+
+    def __init__(self, prediction: TensorPrediction) -> None:
+        self._prediction = prediction
+
+    def __getitem__(self, key: str) -> Any:
+        return self._prediction.derived[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prediction.derived)
+
+    def __len__(self) -> int:
+        return len(self._prediction.derived)
+
+    def __repr__(self) -> str:
+        return repr(self._prediction.derived)
 
 
 class GMTCalculator(Calculator):
@@ -69,7 +92,8 @@ class GMTCalculator(Calculator):
     ``dielectric_tensor`` (3, 3) electronic/high-frequency, ``dielectric_tensor_ionic`` and
     ``dielectric_tensor_total`` (3, 3), ``piezoelectric_tensor`` (3, 6) Voigt C/m^2 and
     ``elastic_tensor`` (6, 6) Voigt GPa, Voigt order xx yy zz yz xz xy. ``results`` also holds
-    ``space_group``, ``space_group_number``, ``point_group``, ``symprec``, ``derived``, ``warnings``
+    ``space_group``, ``space_group_number``, ``point_group``, ``symprec``, ``derived`` (a read-only mapping
+    computed on first read, see :meth:`get_derived_properties`), ``warnings``
     (applicability warnings, a list of sentences, empty when all is well; see gmt_ase.invariant.applicability),
     ``"<property>_std"`` for each tensor (one standard deviation, same shape and unit; ``None`` when the
     model has no calibrated spread, never zeros), ``uncertainty`` (``TensorPrediction.uncertainty``) and
@@ -146,7 +170,7 @@ class GMTCalculator(Calculator):
             space_group_number=symmetry["space_group_number"],
             point_group=symmetry["point_group"],
             symprec=symmetry["symprec"],
-            derived=prediction.derived,
+            derived=_LazyDerived(prediction),
             warnings=list(prediction.warnings),
             uncertainty_note=prediction.uncertainty_note,
             uncertainty=prediction.uncertainty,

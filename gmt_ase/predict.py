@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo, analyze_symmetry
-from gmt_ase.graph.validation import validate_structure
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
+from gmt_ase.graph.crystal import CrystalInput
+from gmt_ase.graph.crystal import prepare_crystal as _prepare
 from gmt_ase.invariant.applicability import applicability_warnings, output_invariants
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
 
 if TYPE_CHECKING:
-    from gmt_ase.inference.predictor import CrystalInput, TensorPredictor
+    from gmt_ase.inference.predictor import TensorPredictor
 
 __all__ = ["MODEL_OUTPUTS", "PredictorHolder", "Result", "iter_predictions", "predict_one", "predict_tensors",
            "prepare_crystal", "prepare_valid"]
@@ -61,7 +62,10 @@ def model_name(predictor: TensorPredictor) -> str:
 def prepare_crystal(
     structure: Any, predictor: TensorPredictor, symprec: float = DEFAULT_SYMPREC
 ) -> tuple[CrystalInput, SymmetryInfo]:
-    """Validate one structure, detect its symmetry and build the model input (the input is not modified).
+    """:func:`gmt_ase.graph.crystal.prepare_crystal` for the predictor's species and cutoff (input not modified).
+
+    The crystal's one neighbour list (at the model's cutoff) serves the distance check, the graph and the
+    applicability warnings.
 
     Raises
     ------
@@ -69,18 +73,7 @@ def prepare_crystal(
         (a ``ValueError``) for a structure the model must not predict for.
 
     """
-    from gmt_ase.inference.predictor import CrystalInput
-
-    atoms = validate_structure(structure, predictor.species, model_name=model_name(predictor))
-    symmetry = analyze_symmetry(atoms, symprec)
-    crystal = CrystalInput(
-        numbers=np.array(atoms.numbers, dtype=int),
-        positions=np.array(atoms.positions, dtype=float),
-        cell=np.array(atoms.cell[:], dtype=float),
-        operations=symmetry.operations,
-        all_atoms_equivalent=symmetry.n_orbits == 1,
-    )
-    return crystal, symmetry
+    return _prepare(structure, predictor.species, symprec, cutoff=predictor.cutoff, model_name=model_name(predictor))
 
 
 def prepare_valid(
@@ -112,7 +105,8 @@ def _finish(
     invariants = output_invariants(
         prediction.dielectric_electronic, prediction.dielectric_ionic, prediction.piezoelectric, prediction.elastic
     )
-    warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants)
+    warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants,
+                                      edges=crystal.edges)
     return replace(prediction, warnings=tuple(warnings))
 
 

@@ -20,6 +20,8 @@ import pytest
 import torch
 from pymatgen.analysis.elasticity import ElasticTensor
 
+import gmt_ase.training.averaging as averaging
+import gmt_ase.training.prepare as prepare_module
 import gmt_ase.training.train as train_module
 from gmt_ase.core.tensors import mandel_from_full, voigt_to_full
 from gmt_ase.inference.io import load_checkpoint
@@ -158,7 +160,7 @@ def resumed_run(tmp_path_factory: pytest.TempPathFactory, two_epoch_run: tuple[T
         raise AssertionError("prepare_samples called on resume: the samples cache was not reused")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "prepare_samples", forbidden)
+        patch.setattr(prepare_module, "prepare_samples", forbidden)
         train(_config(cfg.data_dir, out, epochs=3))
     return out
 
@@ -425,9 +427,9 @@ def test_planted_pickle_in_the_cache_is_ignored_not_run(
     assert load_samples(cache, key=None) is None and not marker.exists()
     # training rebuilds the samples instead (and overwrites the planted file with plain data)
     built = ({"train": [], "val": [], "test": []}, "hash", [1, 8])
-    monkeypatch.setattr(train_module, "prepare_samples", lambda cfg, model_cfg: built)
+    monkeypatch.setattr(prepare_module, "prepare_samples", lambda cfg, model_cfg: built)
     cfg = _config(tmp_path, tmp_path / "run")
-    assert train_module._cached_samples(cfg, ModelConfig(), cache) == built
+    assert prepare_module.cached_samples(cfg, ModelConfig(), cache) == built
     assert not marker.exists()
     assert load_samples(cache, key=None) == (built[0], {"data_hash": "hash", "species": [1, 8]})
 
@@ -453,7 +455,7 @@ def test_every_parameter_gets_a_gradient(two_epoch_run: tuple[TrainConfig, Path]
 def test_stochastic_weight_averaging_exports_the_mean_of_the_last_epochs(tmp_path: Path, tiny_data: Path) -> None:
     cfg = _config(tiny_data, tmp_path / "swa", epochs=3, swa_epochs=2, ema_decay=0.0)
     snapshots = []
-    original = train_module._train_epoch
+    original = train_module.train_epoch
 
     def recording(trainable, *args, **kwargs):
         loss = original(trainable, *args, **kwargs)
@@ -461,7 +463,7 @@ def test_stochastic_weight_averaging_exports_the_mean_of_the_last_epochs(tmp_pat
         return loss
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "_train_epoch", recording)
+        patch.setattr(train_module, "train_epoch", recording)
         train(cfg)
     averaged = load_checkpoint(tmp_path / "swa" / "swa.pt").model.state_dict()
     for key, value in averaged.items():
@@ -476,7 +478,7 @@ def test_update_ema_is_the_exponential_moving_average() -> None:
     config = ModelConfig.from_dict({**ModelConfig().to_dict(), **TINY_MODEL})
     model, ema = GMTNet(config), GMTNet(config)
     before = {k: v.clone() for k, v in ema.state_dict().items()}
-    train_module._update_ema(ema, model, decay=0.75)
+    averaging.update_ema(ema, model, decay=0.75)
     for (name, value), raw in zip(ema.named_parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(value, 0.75 * before[name] + 0.25 * raw, msg=name)
 
@@ -514,7 +516,7 @@ def test_moving_average_copy_has_exactly_the_model_state_keys() -> None:
     """With the shipped architecture a deep copy adds e3nn's compiled constants to the state dict (143 vs
     123 entries) and the exported checkpoint no longer loads; the moving average must not."""
     model = GMTNet(ModelConfig())
-    ema = train_module._moving_average_copy(model, torch.device("cpu"))
+    ema = averaging.moving_average_copy(model, torch.device("cpu"))
     assert ema.state_dict().keys() == model.state_dict().keys()
     assert _same_weights(ema.state_dict(), model.state_dict())
     assert not any(p.requires_grad for p in ema.parameters())

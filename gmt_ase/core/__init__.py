@@ -5,7 +5,9 @@
 * :mod:`~gmt_ase.core.derived`: derived quantities (moduli, stability, piezoelectric coefficients);
 * :mod:`~gmt_ase.core.invariants`: invariants of the tensors and the isotropic maps that rescale them.
 
-May import: the standard library, NumPy, spglib. Never torch, e3nn, ASE objects or any other gmt_ase layer
-(``tests/test_layers.py`` enforces it). Public names live in the modules (nothing is re-exported here, so
-importing one module never imports the others).
+May import: the standard library, NumPy, spglib; lazily, inside the functions that need them, pymatgen's
+elastic formulas and scipy's optimiser (``derived``) and torch (the torch branch of the projector, taken only
+for a torch tensor). Never e3nn, ASE or any other gmt_ase layer (``tests/test_layers.py`` enforces it).
+
+Public names live in the modules (nothing is re-exported here, so importing one never imports the others).
 """

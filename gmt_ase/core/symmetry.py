@@ -35,8 +35,10 @@ from spglib.error import SpglibError
 __all__ = [
     "DEFAULT_SYMPREC",
     "SymmetryInfo",
+    "analyze_cell",
     "analyze_symmetry",
     "cell_arrays",
+    "degenerate_cell_reason",
     "point_group_operations",
     "reynolds_projection",
     "symmetrize",
@@ -91,6 +93,10 @@ class SymmetryInfo:
 def cell_arrays(atoms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(lattice, scaled_positions, numbers)`` of an ASE ``Atoms`` or pymatgen ``Structure``.
 
+    The guard of :func:`analyze_symmetry` for direct callers (workflows, :func:`symmetrize`). The prediction
+    and training path validates a structure once, with :mod:`gmt_ase.graph.validation`, and then calls
+    :func:`analyze_cell` on the checked arrays (``gmt_ase.graph.crystal.prepare_crystal``).
+
     Raises
     ------
     ValueError
@@ -123,15 +129,28 @@ def cell_arrays(atoms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lattice, scaled, numbers
 
 
+def degenerate_cell_reason(lattice: np.ndarray) -> str | None:
+    """Why a (3, 3) lattice (rows are vectors, Angstrom) cannot hold a crystal, or None if it can.
+
+    The one lattice check of gmt_ase: :func:`cell_arrays` raises ``ValueError`` with it and
+    :func:`gmt_ase.graph.validation.check_cell` raises ``DegenerateCellError`` with it.
+    """
+    lengths = np.linalg.norm(lattice, axis=1)
+    if np.any(lengths < 1e-6):
+        return f"cell has a zero-length lattice vector (lengths {np.round(lengths, 6).tolist()} A)"
+    volume = abs(float(np.linalg.det(lattice)))
+    if volume < 1e-6 * float(np.prod(lengths)):
+        return (f"cell is degenerate (lattice vectors are coplanar): volume {volume:.3g} A^3 for lattice "
+                f"lengths {np.round(lengths, 4).tolist()} A")
+    return None
+
+
 def _check_lattice(lattice: np.ndarray) -> None:
     if lattice.shape != (3, 3) or not np.all(np.isfinite(lattice)):
         raise ValueError("cell must be a finite 3x3 matrix")
-    lengths = np.linalg.norm(lattice, axis=1)
-    if np.any(lengths < 1e-6):
-        raise ValueError(f"cell has a zero-length lattice vector (lengths {lengths.round(6).tolist()} A)")
-    volume = abs(np.linalg.det(lattice))
-    if volume < 1e-6 * np.prod(lengths):
-        raise ValueError(f"cell is degenerate: volume {volume:.3g} A^3 for lattice lengths {lengths}")
+    reason = degenerate_cell_reason(lattice)
+    if reason is not None:
+        raise ValueError(reason)
 
 
 def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryInfo:
@@ -149,9 +168,32 @@ def analyze_symmetry(atoms: Any, symprec: float = DEFAULT_SYMPREC) -> SymmetryIn
     SymmetryInfo
         Space group, point group and the orthonormal operations in the input's Cartesian frame.
     """
+    return analyze_cell(*cell_arrays(atoms), symprec)
+
+
+def analyze_cell(
+    lattice: np.ndarray, scaled: np.ndarray, numbers: np.ndarray, symprec: float = DEFAULT_SYMPREC
+) -> SymmetryInfo:
+    """:func:`analyze_symmetry` of a crystal given as arrays that were checked already.
+
+    Parameters
+    ----------
+    lattice
+        (3, 3) lattice, rows are lattice vectors, Angstrom (finite, not degenerate).
+    scaled
+        (n, 3) fractional positions.
+    numbers
+        (n,) atomic numbers.
+    symprec
+        spglib distance tolerance in Angstrom.
+
+    Returns
+    -------
+    SymmetryInfo
+        As :func:`analyze_symmetry`.
+    """
     if not symprec > 0:
         raise ValueError(f"symprec must be positive, got {symprec}")
-    lattice, scaled, numbers = cell_arrays(atoms)
     dataset = _spglib_call(spglib.get_symmetry_dataset, (lattice, scaled, numbers), symprec=symprec)
     if dataset is None:
         raise ValueError(f"spglib found no symmetry dataset at symprec={symprec} A (atoms too close?)")

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.neighbors import neighbor_list
 
-__all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "neighbor_list"]
+__all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "crystal_graph", "neighbor_list"]
 
 #: Keys of a collated batch and their shapes (N atoms, E edges, B crystals, G max. operations).
 BATCH_KEYS: Mapping[str, str] = {
@@ -62,6 +63,22 @@ def build_graph(
         edge_index=edge_index,
         edge_vec=edge_vec,
         operations=np.asarray(operations, dtype=np.float64),
+    )
+
+
+def crystal_graph(crystal: CrystalInput, cutoff: float) -> CrystalGraph:
+    """Graph of a validated crystal (:func:`gmt_ase.graph.crystal.prepare_crystal`): inference and training.
+
+    The crystal's own neighbour list is reused when it was built at this cutoff.
+    """
+    edges = crystal.edges
+    if edges is None or edges.cutoff != cutoff:
+        return build_graph(crystal.numbers, crystal.positions, crystal.cell, crystal.operations, cutoff)
+    return CrystalGraph(
+        numbers=np.asarray(crystal.numbers, dtype=np.int64),
+        edge_index=edges.edge_index,
+        edge_vec=edges.edge_vec,
+        operations=np.asarray(crystal.operations, dtype=np.float64),
     )
 
 

@@ -11,10 +11,12 @@ which is ~20x faster than ASE's general-purpose binning for 8-atom cells; large 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from ase.neighborlist import primitive_neighbor_list
 
-__all__ = ["neighbor_list"]
+__all__ = ["NeighborEdges", "neighbor_list"]
 
 #: Largest N^2 x (number of image shifts) handled by the dense pass (~100 MB of float64 at the limit).
 _DENSE_LIMIT = 4_000_000
@@ -38,6 +40,38 @@ def _dense(positions: np.ndarray, cell: np.ndarray, cutoff: float, ranges: np.nd
     self_image = (np.eye(n, dtype=bool)[:, :, None]) & np.all(shifts == 0, axis=1)[None, None, :]
     centre, neighbour, image = np.nonzero((dist2 < cutoff * cutoff) & ~self_image)
     return centre, neighbour, vec[centre, neighbour, image]
+
+
+@dataclass(frozen=True)
+class NeighborEdges:
+    """One crystal's neighbour list, computed once and shared by every check that needs distances.
+
+    Attributes
+    ----------
+    edge_index
+        (2, E) int64 ``[centre, neighbour]`` (:func:`neighbor_list`).
+    edge_vec
+        (E, 3) float64 vectors, Angstrom.
+    cutoff
+        The radius the list was built with; it holds every pair closer than this.
+    """
+
+    edge_index: np.ndarray
+    edge_vec: np.ndarray
+    cutoff: float
+
+    @classmethod
+    def build(cls, positions: np.ndarray, cell: np.ndarray, cutoff: float) -> NeighborEdges:
+        """:func:`neighbor_list` of one crystal, kept with its cutoff."""
+        edge_index, edge_vec = neighbor_list(positions, cell, cutoff)
+        return cls(edge_index, edge_vec, float(cutoff))
+
+    def within(self, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(edge_index, edge_vec)`` of the pairs closer than ``cutoff`` (at most :attr:`cutoff`)."""
+        if cutoff > self.cutoff:
+            raise ValueError(f"edges were built within {self.cutoff} A, not {cutoff} A")
+        keep = np.einsum("ij,ij->i", self.edge_vec, self.edge_vec) < cutoff * cutoff
+        return self.edge_index[:, keep], self.edge_vec[keep]
 
 
 def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from gmt_ase.graph.neighbors import neighbor_list
+from gmt_ase.core.symmetry import degenerate_cell_reason
+from gmt_ase.graph.neighbors import NeighborEdges, neighbor_list
 
 __all__ = [
     "MAX_ATOMS",
@@ -201,18 +202,9 @@ def check_periodic(atoms: Atoms) -> None:
 
 def check_cell(atoms: Atoms) -> None:
     """Raise :class:`DegenerateCellError` for a zero-length lattice vector or a (nearly) flat cell."""
-    cell = np.asarray(atoms.cell[:], dtype=float)
-    lengths = np.linalg.norm(cell, axis=1)
-    if np.any(lengths < 1e-6):
-        raise DegenerateCellError(
-            f"cell has a zero-length lattice vector (lengths {np.round(lengths, 6).tolist()} A)"
-        )
-    volume = abs(float(np.linalg.det(cell)))
-    if volume < 1e-6 * float(np.prod(lengths)):
-        raise DegenerateCellError(
-            f"cell is degenerate (lattice vectors are coplanar): volume {volume:.3g} A^3 for lattice "
-            f"lengths {np.round(lengths, 4).tolist()} A"
-        )
+    reason = degenerate_cell_reason(np.asarray(atoms.cell[:], dtype=float))
+    if reason is not None:
+        raise DegenerateCellError(reason)
 
 
 def check_size(atoms: Atoms, max_atoms: int = MAX_ATOMS) -> None:
@@ -256,13 +248,19 @@ def check_species(atoms: Atoms, species: Collection[int], model_name: str = "mod
         )
 
 
-def check_min_distance(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
+def check_min_distance(
+    atoms: Atoms, min_distance: float = MIN_DISTANCE, edges: NeighborEdges | None = None
+) -> None:
     """Raise :class:`AtomsTooCloseError` naming the closest pair if any distance is below ``min_distance``.
 
     Periodic images count: an atom closer than ``min_distance`` to its own image (a too-small cell) is
-    reported too.
+    reported too. ``edges``, the crystal's neighbour list if it has one already (built within at least
+    ``min_distance``), saves a second one.
     """
-    (first, second), vec = neighbor_list(atoms.positions, atoms.cell[:], min_distance)
+    if edges is not None and edges.cutoff >= min_distance:
+        (first, second), vec = edges.within(min_distance)
+    else:
+        (first, second), vec = neighbor_list(atoms.positions, atoms.cell[:], min_distance)
     dist = np.linalg.norm(vec, axis=1)
     if dist.size == 0:
         return
@@ -285,6 +283,7 @@ def validate_structure(
     min_distance: float = MIN_DISTANCE,
     max_atoms: int = MAX_ATOMS,
     volume_per_atom: tuple[float, float] = (MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM),
+    check_distances: bool = True,
 ) -> Atoms:
     """Run every check on one structure and return it as ASE ``Atoms``.
 
@@ -302,6 +301,9 @@ def validate_structure(
         Largest allowed number of atoms.
     volume_per_atom
         Allowed (min, max) cell volume per atom in A^3.
+    check_distances
+        Run :func:`check_min_distance` last (default). ``False`` leaves it to a caller that builds the
+        crystal's neighbour list anyway (:func:`gmt_ase.graph.crystal.prepare_crystal`).
 
     Returns
     -------
@@ -326,5 +328,6 @@ def validate_structure(
     check_size(atoms, max_atoms)
     check_volume_per_atom(atoms, volume_per_atom)
     check_species(atoms, species, model_name)
-    check_min_distance(atoms, min_distance)
+    if check_distances:
+        check_min_distance(atoms, min_distance)
     return atoms

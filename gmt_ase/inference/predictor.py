@@ -1,14 +1,14 @@
 """Array-level batched inference: the bridge between checkpoints and the calculator.
 
-No ASE or pymatgen objects here: callers pass plain arrays (:class:`CrystalInput`) and receive
-float64 Cartesian tensors that satisfy the given point-group operations exactly.
+No ASE or pymatgen objects here: callers pass plain arrays (:class:`gmt_ase.graph.crystal.CrystalInput`,
+importable from here too) and receive float64 Cartesian tensors that satisfy the given point-group operations
+exactly.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +17,14 @@ import torch
 
 from gmt_ase.core.derived import longitudinal_coefficients
 from gmt_ase.core.symmetry import reynolds_projection
-from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
+from gmt_ase.graph.crystal import CrystalInput
+from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.invariant.invariant_model import InvariantModel, network_invariants
 from gmt_ase.invariant.uncertainty import prediction_uncertainty, validate_calibration
 from gmt_ase.nn.model import OUTPUT_KEYS
 
 __all__ = ["CrystalInput", "TensorPredictor"]
-
-
-@dataclass(frozen=True)
-class CrystalInput:
-    """One crystal as arrays.
-
-    Attributes
-    ----------
-    numbers
-        (n,) atomic numbers.
-    positions
-        (n, 3) Cartesian positions, Angstrom.
-    cell
-        (3, 3) lattice, rows are lattice vectors, Angstrom.
-    operations
-        (G, 3, 3) Cartesian point-group operations (:func:`gmt_ase.core.symmetry.analyze_symmetry`).
-    all_atoms_equivalent
-        Every atom is symmetry-equivalent to every other (elemental diamond, fcc, bcc, hcp): their Born
-        charges are equal and sum to zero, so the ionic dielectric tensor is exactly zero.
-    """
-
-    numbers: np.ndarray
-    positions: np.ndarray
-    cell: np.ndarray
-    operations: np.ndarray
-    all_atoms_equivalent: bool = False
 
 
 def _default_device() -> torch.device:
@@ -116,7 +91,7 @@ class TensorPredictor:
 
     def graphs(self, crystals: Sequence[CrystalInput]) -> list[CrystalGraph]:
         """Neighbour graphs at the model's cutoff."""
-        return [build_graph(c.numbers, c.positions, c.cell, c.operations, self.cutoff) for c in crystals]
+        return [crystal_graph(crystal, self.cutoff) for crystal in crystals]
 
     @torch.no_grad()
     def predict(self, crystals: Sequence[CrystalInput], batch_size: int = 64) -> list[dict[str, np.ndarray]]:

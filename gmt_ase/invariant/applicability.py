@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from ase.data import chemical_symbols, covalent_radii
 
-from gmt_ase.graph.neighbors import neighbor_list
+from gmt_ase.graph.neighbors import NeighborEdges, neighbor_list
 
 __all__ = [
     "COMPRESSION_FACTOR",
@@ -154,13 +154,24 @@ def pair_key(z1: int, z2: int) -> str:
 
 
 def pair_min_distances(
-    numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray, cutoff: float | None = None
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    cutoff: float | None = None,
+    edges: NeighborEdges | None = None,
 ) -> dict[str, float]:
-    """Shortest distance (A) of every element pair closer than ``cutoff`` (default: 1.3 x largest covalent sum)."""
+    """Shortest distance (A) of every element pair closer than ``cutoff`` (default: 1.3 x largest covalent sum).
+
+    ``edges``, the crystal's neighbour list (the model graph's), is used when it reaches ``cutoff``;
+    otherwise a list is built here.
+    """
     numbers = np.asarray(numbers, dtype=int)
     if cutoff is None:
         cutoff = 2.6 * float(covalent_radii[np.unique(numbers)].max())
-    (first, second), vec = neighbor_list(positions, cell, cutoff)
+    if edges is not None and edges.cutoff >= cutoff:
+        (first, second), vec = edges.within(cutoff)
+    else:
+        (first, second), vec = neighbor_list(positions, cell, cutoff)
     dist = np.linalg.norm(vec, axis=1)
     low, high = np.minimum(numbers[first], numbers[second]), np.maximum(numbers[first], numbers[second])
     codes, inverse = np.unique(low * 256 + high, return_inverse=True)
@@ -170,12 +181,16 @@ def pair_min_distances(
 
 
 def compression_warnings(
-    numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray, stats: dict[str, Any]
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    stats: dict[str, Any],
+    edges: NeighborEdges | None = None,
 ) -> list[str]:
     """Warn about the most compressed pair, relative to training or to covalent radii."""
     reference = stats["pair_min_distance"]
     worst: tuple[float, str, float, str] | None = None
-    for key, d in pair_min_distances(numbers, positions, cell).items():
+    for key, d in pair_min_distances(numbers, positions, cell, edges=edges).items():
         if key in reference:
             limit, what = COMPRESSION_FACTOR * reference[key], f"closest in training {reference[key]:.2f} A"
         else:
@@ -253,7 +268,11 @@ def output_range_warnings(invariants: dict[str, float], stats: dict[str, Any]) -
 
 
 def structure_warnings(
-    numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray, stats: dict[str, Any] | None = None
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    stats: dict[str, Any] | None = None,
+    edges: NeighborEdges | None = None,
 ) -> list[str]:
     """Every warning that depends on the structure alone (metallic, vacuum, compressed, rare elements)."""
     stats = training_stats() if stats is None else stats
@@ -261,7 +280,7 @@ def structure_warnings(
     return [
         *metallic_warnings(symbols),
         *vacuum_warnings(positions, cell, stats),
-        *compression_warnings(numbers, positions, cell, stats),
+        *compression_warnings(numbers, positions, cell, stats, edges),
         *rare_element_warnings(symbols, stats),
     ]
 
@@ -272,6 +291,7 @@ def applicability_warnings(
     cell: np.ndarray,
     invariants: dict[str, float] | None = None,
     stats: dict[str, Any] | None = None,
+    edges: NeighborEdges | None = None,
 ) -> list[str]:
     """All applicability warnings of one prediction (structure checks, then output ranges).
 
@@ -283,6 +303,8 @@ def applicability_warnings(
         :func:`output_invariants` of the predicted tensors; ``None`` skips the output checks.
     stats
         Training statistics; default :func:`training_stats`.
+    edges
+        The crystal's neighbour list if it has one (:attr:`gmt_ase.graph.crystal.CrystalInput.edges`).
 
     Returns
     -------
@@ -291,7 +313,7 @@ def applicability_warnings(
 
     """
     stats = training_stats() if stats is None else stats
-    out = structure_warnings(numbers, positions, cell, stats)
+    out = structure_warnings(numbers, positions, cell, stats, edges)
     if invariants is not None:
         out += output_range_warnings(invariants, stats)
     return out

@@ -3,7 +3,7 @@
 * data: :mod:`~gmt_ase.training.data` (records, splits, hashes), :mod:`~gmt_ase.training.sources`,
   :mod:`~gmt_ase.training.data_filters`, :mod:`~gmt_ase.training.jarvis` (restricted unpickler);
 * the network: :mod:`~gmt_ase.training.samples` (records -> graphs through the same validated path as
-  inference, :func:`gmt_ase.graph.validation.prepare_crystal`), :mod:`~gmt_ase.training.losses`,
+  inference, :func:`gmt_ase.graph.crystal.prepare_crystal`), :mod:`~gmt_ase.training.losses`,
   :mod:`~gmt_ase.training.element_features` and :mod:`~gmt_ase.training.train` (``gmt-ase train``), whose
   parts live in :mod:`~gmt_ase.training.config`, :mod:`~gmt_ase.training.prepare`,
   :mod:`~gmt_ase.training.loop`, :mod:`~gmt_ase.training.averaging` and :mod:`~gmt_ase.training.checkpoints`;

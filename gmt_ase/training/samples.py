@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.core.symmetry import DEFAULT_SYMPREC, analyze_symmetry
+from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 from gmt_ase.core.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
-from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate
+from gmt_ase.graph.crystal import prepare_crystal
+from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
+from gmt_ase.graph.validation import InvalidStructureError
 
 __all__ = [
     "LOG_FLOORS",
@@ -36,6 +38,7 @@ __all__ = [
     "collate_samples",
     "load_samples",
     "make_sample",
+    "make_samples",
     "save_samples",
     "symmetric_logm",
 ]
@@ -95,13 +98,34 @@ def _with_logs(targets: dict[str, np.ndarray], elastic_scale: float) -> dict[str
 
 
 def make_sample(record, cutoff: float, elastic_scale: float, symprec: float = DEFAULT_SYMPREC) -> Sample:
-    """Build a :class:`Sample` from a :class:`gmt_ase.training.data.TensorRecord`."""
-    structure = record.structure
-    info = analyze_symmetry(structure, symprec)
-    graph = build_graph(
-        np.array(structure.atomic_numbers), structure.cart_coords, structure.lattice.matrix, info.operations, cutoff
-    )
+    """Build a :class:`Sample` from a :class:`gmt_ase.training.data.TensorRecord`.
+
+    The graph comes from the path inference uses (:func:`gmt_ase.graph.crystal.prepare_crystal`, then
+    :func:`gmt_ase.graph.crystal_graph.crystal_graph`): the same checks, symmetry and graph.
+
+    Raises
+    ------
+    gmt_ase.graph.validation.InvalidStructureError
+        For a structure inference would refuse (:func:`make_samples` leaves those out).
+    """
+    crystal, _ = prepare_crystal(record.structure, symprec=symprec, cutoff=cutoff)
+    graph = crystal_graph(crystal, cutoff)
     return Sample(record.material_id, record.source, graph, _with_logs(record.targets, elastic_scale))
+
+
+def make_samples(
+    records: Sequence[Any], cutoff: float, elastic_scale: float, *, desc: str = "graphs"
+) -> list[Sample]:
+    """:func:`make_sample` for every record that passes validation (the others are logged and left out)."""
+    from tqdm import tqdm
+
+    samples = []
+    for record in tqdm(records, desc=desc):
+        try:
+            samples.append(make_sample(record, cutoff, elastic_scale))
+        except InvalidStructureError as error:
+            _log.warning("leaving out %s (%s): %s", record.material_id, record.source, error)
+    return samples
 
 
 def collate_samples(samples: Sequence[Sample], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
