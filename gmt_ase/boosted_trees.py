@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeEnsemble", "from_lightgbm"]
+__all__ = ["TreeEnsemble", "average_ensembles", "from_lightgbm"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,20 @@ class TreeEnsemble:
             raise ValueError(f"expected an (N, {self.n_features}) feature array, got shape {features.shape}")
         if not np.all(np.isfinite(features)):
             raise ValueError("features must be finite")
-        rows = np.arange(len(features))[:, None]
-        node = np.broadcast_to(self.roots, (len(features), len(self.roots))).copy()
+        n_rows, n_trees = len(features), len(self.roots)
+        row = np.repeat(np.arange(n_rows), n_trees)  # one walker per (row, tree), flat
+        node = np.tile(self.roots, n_rows)
+        walking = np.flatnonzero(self.feature[node] >= 0)
         for _ in range(len(self.feature)):  # bounded by the node count; trees are shallow in practice
-            feature = self.feature[node]
-            active = feature >= 0
-            if not active.any():
+            if walking.size == 0:
                 break
-            go_left = features[rows, np.where(active, feature, 0)] <= self.threshold[node]
-            node = np.where(active, np.where(go_left, self.left[node], self.right[node]), node)
+            at = node[walking]
+            go_left = features[row[walking], self.feature[at]] <= self.threshold[at]
+            node[walking] = np.where(go_left, self.left[at], self.right[at])
+            walking = walking[self.feature[node[walking]] >= 0]  # walkers that reached a leaf stop
         else:
             raise ValueError("tree arrays contain a cycle")
-        return self.value[node].sum(axis=1)
+        return self.value[node].reshape(n_rows, n_trees).sum(axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -130,3 +132,30 @@ def from_lightgbm(booster: Any) -> TreeEnsemble:
     arrays: dict[str, list] = {"feature": [], "threshold": [], "left": [], "right": [], "value": []}
     roots = [_flatten(tree["tree_structure"], arrays) for tree in dump["tree_info"]]
     return TreeEnsemble.from_dict({**arrays, "roots": roots, "n_features": int(dump["max_feature_idx"]) + 1})
+
+
+def _shifted_children(children: np.ndarray, ensemble: TreeEnsemble, offset: int) -> np.ndarray:
+    """Child indices of an ensemble's split nodes moved by ``offset`` (leaves keep their unused 0)."""
+    return np.where(ensemble.feature >= 0, children + offset, children)
+
+
+def average_ensembles(ensembles: list[TreeEnsemble]) -> TreeEnsemble:
+    """One ensemble whose prediction is the mean of ``ensembles`` (bagging boosted models of other seeds).
+
+    Sums of trees are additive, so the mean is all trees together with leaf values divided by their count.
+    """
+    if not ensembles:
+        raise ValueError("nothing to average")
+    n_features = {e.n_features for e in ensembles}
+    if len(n_features) != 1:
+        raise ValueError(f"ensembles use different numbers of features: {sorted(n_features)}")
+    offsets = np.cumsum([0] + [len(e.feature) for e in ensembles[:-1]])
+    return TreeEnsemble(
+        feature=np.concatenate([e.feature for e in ensembles]),
+        threshold=np.concatenate([e.threshold for e in ensembles]),
+        left=np.concatenate([_shifted_children(e.left, e, k) for e, k in zip(ensembles, offsets, strict=True)]),
+        right=np.concatenate([_shifted_children(e.right, e, k) for e, k in zip(ensembles, offsets, strict=True)]),
+        value=np.concatenate([e.value for e in ensembles]) / len(ensembles),
+        roots=np.concatenate([e.roots + k for e, k in zip(ensembles, offsets, strict=True)]),
+        n_features=n_features.pop(),
+    )
