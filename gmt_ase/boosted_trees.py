@@ -11,12 +11,13 @@ learning rate and the initial score into the leaves).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeEnsemble", "average_ensembles", "from_lightgbm"]
+__all__ = ["TreeEnsemble", "combine_ensembles", "from_lightgbm"]
 
 
 @dataclass(frozen=True)
@@ -139,23 +140,30 @@ def _shifted_children(children: np.ndarray, ensemble: TreeEnsemble, offset: int)
     return np.where(ensemble.feature >= 0, children + offset, children)
 
 
-def average_ensembles(ensembles: list[TreeEnsemble]) -> TreeEnsemble:
-    """One ensemble whose prediction is the mean of ``ensembles`` (bagging boosted models of other seeds).
+def combine_ensembles(ensembles: Sequence[TreeEnsemble], weights: Sequence[float] | None = None) -> TreeEnsemble:
+    """One ensemble predicting the weighted sum of ``ensembles`` (default weights: their mean).
 
-    Sums of trees are additive, so the mean is all trees together with leaf values divided by their count.
+    Sums of trees are additive, so the result holds all trees with each one's leaf values times its weight:
+    averaging boosted models of several seeds (bagging), or adding a model of a ratio to a model of its
+    denominator, gives one ensemble of the same format.
     """
     if not ensembles:
-        raise ValueError("nothing to average")
+        raise ValueError("nothing to combine")
+    if weights is None:
+        weights = [1.0 / len(ensembles)] * len(ensembles)
+    if len(weights) != len(ensembles):
+        raise ValueError(f"{len(weights)} weights for {len(ensembles)} ensembles")
     n_features = {e.n_features for e in ensembles}
     if len(n_features) != 1:
         raise ValueError(f"ensembles use different numbers of features: {sorted(n_features)}")
     offsets = np.cumsum([0] + [len(e.feature) for e in ensembles[:-1]])
+    parts = list(zip(ensembles, offsets, weights, strict=True))
     return TreeEnsemble(
         feature=np.concatenate([e.feature for e in ensembles]),
         threshold=np.concatenate([e.threshold for e in ensembles]),
-        left=np.concatenate([_shifted_children(e.left, e, k) for e, k in zip(ensembles, offsets, strict=True)]),
-        right=np.concatenate([_shifted_children(e.right, e, k) for e, k in zip(ensembles, offsets, strict=True)]),
-        value=np.concatenate([e.value for e in ensembles]) / len(ensembles),
-        roots=np.concatenate([e.roots + k for e, k in zip(ensembles, offsets, strict=True)]),
+        left=np.concatenate([_shifted_children(e.left, e, k) for e, k, _ in parts]),
+        right=np.concatenate([_shifted_children(e.right, e, k) for e, k, _ in parts]),
+        value=np.concatenate([e.value * w for e, _, w in parts]),
+        roots=np.concatenate([e.roots + k for e, k, _ in parts]),
         n_features=n_features.pop(),
     )

@@ -9,7 +9,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from gmt_ase.boosted_trees import TreeEnsemble, average_ensembles, from_lightgbm
+from gmt_ase.boosted_trees import TreeEnsemble, combine_ensembles, from_lightgbm
 from gmt_ase.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors, element_table_from_pymatgen
 from gmt_ase.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
 from gmt_ase.invariants import dielectric_mean, piezo_norm, rescale_dielectric, rescale_elastic, vrh_moduli
@@ -97,10 +97,13 @@ def test_trees_as_arrays_predict_exactly_what_lightgbm_predicts() -> None:
     np.testing.assert_allclose(trees.predict(test), booster.predict(test), rtol=0, atol=1e-12)
     params = {"objective": "l1", "verbose": -1, "num_leaves": 7, "bagging_fraction": 0.7, "bagging_freq": 1}
     bagged = [lightgbm.train({**params, "seed": seed}, lightgbm.Dataset(x, y), 40 + 10 * seed) for seed in range(3)]
-    averaged = average_ensembles([from_lightgbm(b) for b in bagged])
+    averaged = combine_ensembles([from_lightgbm(b) for b in bagged])
     mean = np.mean([b.predict(test) for b in bagged], axis=0)
     assert not np.allclose(bagged[0].predict(test), mean)
     np.testing.assert_allclose(averaged.predict(test), mean, rtol=0, atol=1e-12)
+    weighted = combine_ensembles([from_lightgbm(b) for b in bagged[:2]], [0.5, -2.0])
+    np.testing.assert_allclose(weighted.predict(test), 0.5 * bagged[0].predict(test) - 2.0 * bagged[1].predict(test),
+                               rtol=0, atol=1e-12)
 
 
 def test_trees_refuse_bad_arrays_and_inputs() -> None:
