@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk
 
 from gmt_ase.core.invariants import dielectric_mean, piezo_norm, rescale_dielectric, rescale_elastic, vrh_moduli
 from gmt_ase.core.symmetry import analyze_symmetry, reynolds_projection
 from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.graph.neighbors import neighbor_list
-from gmt_ase.invariant.boosted_trees import TreeEnsemble, from_lightgbm
+from gmt_ase.invariant.boosted_trees import TreeEnsemble, combine_ensembles, from_lightgbm
 from gmt_ase.invariant.descriptors import (
     DESCRIPTOR_NAMES,
     ElementTable,
@@ -97,6 +100,15 @@ def test_trees_as_arrays_predict_exactly_what_lightgbm_predicts() -> None:
     trees = TreeEnsemble.from_dict(from_lightgbm(booster).to_dict())
     test = rng.normal(size=(50, 6))
     np.testing.assert_allclose(trees.predict(test), booster.predict(test), rtol=0, atol=1e-12)
+    params = {"objective": "l1", "verbose": -1, "num_leaves": 7, "bagging_fraction": 0.7, "bagging_freq": 1}
+    bagged = [lightgbm.train({**params, "seed": seed}, lightgbm.Dataset(x, y), 40 + 10 * seed) for seed in range(3)]
+    averaged = combine_ensembles([from_lightgbm(b) for b in bagged])
+    mean = np.mean([b.predict(test) for b in bagged], axis=0)
+    assert not np.allclose(bagged[0].predict(test), mean)
+    np.testing.assert_allclose(averaged.predict(test), mean, rtol=0, atol=1e-12)
+    weighted = combine_ensembles([from_lightgbm(b) for b in bagged[:2]], [0.5, -2.0])
+    np.testing.assert_allclose(weighted.predict(test), 0.5 * bagged[0].predict(test) - 2.0 * bagged[1].predict(test),
+                               rtol=0, atol=1e-12)
 
 
 def test_trees_refuse_bad_arrays_and_inputs() -> None:
@@ -134,6 +146,44 @@ def test_descriptors_tell_chemistry_and_compression_apart(table: ElementTable) -
     volume = DESCRIPTOR_NAMES.index("volume_per_atom")
     assert squeezed[volume] < si[volume]
     assert not np.allclose(si, ge)
+
+
+def _graphite() -> Atoms:
+    return Atoms(
+        "C4", scaled_positions=[[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
+        cell=[[2.46, 0, 0], [-1.23, 1.23 * np.sqrt(3), 0], [0, 0, 6.7]], pbc=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "atoms", "expected"),
+    [  # textbook Steinhardt order parameters and bond-angle shares of ideal coordination shells
+        ("diamond Si", bulk("Si", "diamond", a=5.43),
+         {"steinhardt_q4_mean": 0.50918, "steinhardt_q6_mean": 0.62854, "bond_angle_cosine_mean": -1 / 3,
+          "tetrahedral_angle_fraction": 1.0, "right_angle_fraction": 0.0}),
+        ("rock-salt NaCl", bulk("NaCl", "rocksalt", a=5.64),
+         {"steinhardt_q4_mean": 0.76376, "steinhardt_q6_mean": 0.35355, "right_angle_fraction": 0.8,
+          "straight_angle_fraction": 0.2}),
+        ("fcc Cu", bulk("Cu", "fcc", a=3.61), {"steinhardt_q4_mean": 0.19094, "steinhardt_q6_mean": 0.57452}),
+    ],
+)
+def test_bond_angle_descriptors_match_ideal_coordination_shells(
+    table: ElementTable, name: str, atoms: Atoms, expected: dict[str, float]
+) -> None:
+    values = _descriptors(atoms, table)
+    for key, value in expected.items():
+        assert values[DESCRIPTOR_NAMES.index(key)] == pytest.approx(value, abs=1e-4), (name, key)
+    # cubic shells are isotropic
+    assert values[DESCRIPTOR_NAMES.index("first_shell_orientation_anisotropy")] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_orientation_descriptors_see_layers_and_ionicity_sees_polar_bonds(table: ElementTable) -> None:
+    graphite = _descriptors(_graphite(), table)
+    assert graphite[DESCRIPTOR_NAMES.index("first_shell_orientation_min_eigenvalue")] == pytest.approx(0.0, abs=1e-9)
+    assert graphite[DESCRIPTOR_NAMES.index("first_shell_orientation_anisotropy")] == pytest.approx(0.5, abs=1e-9)
+    ionicity = DESCRIPTOR_NAMES.index("bond_ionicity_mean")
+    assert _descriptors(bulk("Si", "diamond", a=5.43), table)[ionicity] == 0.0
+    assert _descriptors(bulk("NaCl", "rocksalt", a=5.64), table)[ionicity] > 0.5
 
 
 def test_element_table_round_trip_and_refusals(table: ElementTable) -> None:
@@ -184,11 +234,31 @@ def test_invariant_model_blends_with_the_network_in_log_space(table: ElementTabl
 
 def test_invariant_model_refuses_other_descriptors(table: ElementTable) -> None:
     data = _constant_model(table, {"k_vrh": 100.0}).to_dict()
-    with pytest.raises(ValueError, match="other descriptors"):
+    with pytest.raises(ValueError, match="does not compute"):
+        InvariantModel.from_dict({**data, "descriptor_names": ["volume_per_atom", "band_gap"]})
+    with pytest.raises(ValueError, match="expects"):
         InvariantModel.from_dict({**data, "descriptor_names": ["volume_per_atom"]})
     with pytest.raises(ValueError, match="unknown invariants"):
         InvariantModel(table=table, cutoff=5.0, targets={"bandgap": next(iter(
             InvariantModel.from_dict(data).targets.values()))})
+
+
+def test_invariant_model_trained_on_fewer_descriptors_reads_its_own_columns(table: ElementTable) -> None:
+    """Models name their descriptors, so those trained before descriptors were added keep working."""
+    names = ("density", "volume_per_atom")  # a subset, in another order than DESCRIPTOR_NAMES
+    split = {"n_features": 2, "roots": [0], "feature": [1, -1, -1], "threshold": [20.0, 0.0, 0.0],
+             "left": [1, 0, 0], "right": [2, 0, 0], "value": [0.0, np.log(300.0), np.log(100.0)]}
+    target = InvariantTarget(TreeEnsemble.from_dict(split), 0.0, 0.1)
+    model = InvariantModel.from_dict(
+        InvariantModel(table=table, cutoff=5.0, targets={"k_vrh": target}, descriptor_names=names).to_dict()
+    )
+    dense, sparse = bulk("C", "diamond", a=3.57), bulk("K", "bcc", a=5.2)  # 5.7 vs 70 A^3 per atom
+    graphs = [SimpleNamespace(numbers=a.numbers, edge_index=e, edge_vec=v, operations=range(48))
+              for a in (dense, sparse) for e, v in [neighbor_list(a.positions, a.cell[:], 5.0)]]
+    features = model.descriptors(graphs, [dense.cell[:], sparse.cell[:]])
+    assert features.shape == (2, 2)
+    predicted = model.predict(features, [{"k_vrh": float("nan")}] * 2)  # no network value: trees only
+    assert [p["k_vrh"] for p in predicted] == pytest.approx([300.0, 100.0])
 
 
 def test_uncertainty_is_zero_exactly_where_symmetry_forbids_and_has_the_calibrated_norm() -> None:

@@ -11,12 +11,13 @@ learning rate and the initial score into the leaves).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeEnsemble", "from_lightgbm"]
+__all__ = ["TreeEnsemble", "combine_ensembles", "from_lightgbm"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,20 @@ class TreeEnsemble:
             raise ValueError(f"expected an (N, {self.n_features}) feature array, got shape {features.shape}")
         if not np.all(np.isfinite(features)):
             raise ValueError("features must be finite")
-        rows = np.arange(len(features))[:, None]
-        node = np.broadcast_to(self.roots, (len(features), len(self.roots))).copy()
+        n_rows, n_trees = len(features), len(self.roots)
+        row = np.repeat(np.arange(n_rows), n_trees)  # one walker per (row, tree), flat
+        node = np.tile(self.roots, n_rows)
+        walking = np.flatnonzero(self.feature[node] >= 0)
         for _ in range(len(self.feature)):  # bounded by the node count; trees are shallow in practice
-            feature = self.feature[node]
-            active = feature >= 0
-            if not active.any():
+            if walking.size == 0:
                 break
-            go_left = features[rows, np.where(active, feature, 0)] <= self.threshold[node]
-            node = np.where(active, np.where(go_left, self.left[node], self.right[node]), node)
+            at = node[walking]
+            go_left = features[row[walking], self.feature[at]] <= self.threshold[at]
+            node[walking] = np.where(go_left, self.left[at], self.right[at])
+            walking = walking[self.feature[node[walking]] >= 0]  # walkers that reached a leaf stop
         else:
             raise ValueError("tree arrays contain a cycle")
-        return self.value[node].sum(axis=1)
+        return self.value[node].reshape(n_rows, n_trees).sum(axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -130,3 +133,37 @@ def from_lightgbm(booster: Any) -> TreeEnsemble:
     arrays: dict[str, list] = {"feature": [], "threshold": [], "left": [], "right": [], "value": []}
     roots = [_flatten(tree["tree_structure"], arrays) for tree in dump["tree_info"]]
     return TreeEnsemble.from_dict({**arrays, "roots": roots, "n_features": int(dump["max_feature_idx"]) + 1})
+
+
+def _shifted_children(children: np.ndarray, ensemble: TreeEnsemble, offset: int) -> np.ndarray:
+    """Child indices of an ensemble's split nodes moved by ``offset`` (leaves keep their unused 0)."""
+    return np.where(ensemble.feature >= 0, children + offset, children)
+
+
+def combine_ensembles(ensembles: Sequence[TreeEnsemble], weights: Sequence[float] | None = None) -> TreeEnsemble:
+    """One ensemble predicting the weighted sum of ``ensembles`` (default weights: their mean).
+
+    Sums of trees are additive, so the result holds all trees with each one's leaf values times its weight:
+    averaging boosted models of several seeds (bagging), or adding a model of a ratio to a model of its
+    denominator, gives one ensemble of the same format.
+    """
+    if not ensembles:
+        raise ValueError("nothing to combine")
+    if weights is None:
+        weights = [1.0 / len(ensembles)] * len(ensembles)
+    if len(weights) != len(ensembles):
+        raise ValueError(f"{len(weights)} weights for {len(ensembles)} ensembles")
+    n_features = {e.n_features for e in ensembles}
+    if len(n_features) != 1:
+        raise ValueError(f"ensembles use different numbers of features: {sorted(n_features)}")
+    offsets = np.cumsum([0] + [len(e.feature) for e in ensembles[:-1]])
+    parts = list(zip(ensembles, offsets, weights, strict=True))
+    return TreeEnsemble(
+        feature=np.concatenate([e.feature for e in ensembles]),
+        threshold=np.concatenate([e.threshold for e in ensembles]),
+        left=np.concatenate([_shifted_children(e.left, e, k) for e, k, _ in parts]),
+        right=np.concatenate([_shifted_children(e.right, e, k) for e, k, _ in parts]),
+        value=np.concatenate([e.value * w for e, _, w in parts]),
+        roots=np.concatenate([e.roots + k for e, k, _ in parts]),
+        n_features=n_features.pop(),
+    )

@@ -67,14 +67,50 @@ _STRUCTURE_FEATURES = (
     "bond_electronegativity_difference_mean",
     "bond_electronegativity_difference_max",
 )
+#: Bond-network geometry and elastic-mixing features (added in invariant-model version 2; a model stores
+#: the names it was trained on, so models trained on the first 89 entries keep working).
+_BOND_NETWORK_FEATURES = (
+    "first_shell_bonds_per_volume",
+    "bond_length_over_covalent_mean",
+    "bond_length_over_covalent_std",
+    "bond_angle_cosine_mean",
+    "bond_angle_cosine_std",
+    "steinhardt_q4_mean",
+    "steinhardt_q6_mean",
+    "steinhardt_q4_min",
+    "steinhardt_q6_min",
+    "first_shell_orientation_anisotropy",
+    "first_shell_orientation_min_eigenvalue",
+    "neighbour_orientation_anisotropy",
+    "neighbour_orientation_min_eigenvalue",
+    "volume_over_elemental_volume",
+    "bond_ionicity_mean",
+    "bond_ionicity_max",
+    "elemental_bulk_modulus_harmonic_mean",
+    "elemental_shear_modulus_harmonic_mean",
+    "elemental_bulk_modulus_volume_weighted",
+    "elemental_shear_modulus_volume_weighted",
+    "neighbours_within_cutoff_per_volume",
+    "tetrahedral_angle_fraction",
+    "right_angle_fraction",
+    "straight_angle_fraction",
+)
 #: Names of the descriptor entries, in order.
 DESCRIPTOR_NAMES: tuple[str, ...] = (
     *(f"{prop}_{stat}" for prop in ELEMENT_PROPERTIES for stat in _STATISTICS),
     *_STRUCTURE_FEATURES,
+    *_BOND_NETWORK_FEATURES,
 )
 #: A neighbour belongs to an atom's first shell if it is within this factor of the atom's nearest distance.
 FIRST_SHELL_FACTOR = 1.25
 _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+#: cm^3/mol to Angstrom^3 per atom (the same number as amu/A^3 -> g/cm^3: 1e24 / N_A).
+_CM3_PER_MOL_TO_A3 = 1.66053906660
+#: Legendre polynomials P4 and P6 (Steinhardt bond-orientational order from pair cosines).
+_P4 = np.polynomial.legendre.Legendre.basis(4)
+_P6 = np.polynomial.legendre.Legendre.basis(6)
+#: Moduli of elements (GPa) are floored here before harmonic means (a few are tiny or imputed).
+_MODULUS_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -166,6 +202,108 @@ def _site_statistics(per_site: np.ndarray) -> np.ndarray:
     return np.stack([per_site.mean(0), per_site.std(0), per_site.min(0), per_site.max(0)], axis=1).ravel()
 
 
+def _orientation_spread(weights: np.ndarray, unit: np.ndarray) -> tuple[float, float]:
+    """Anisotropy (largest minus smallest eigenvalue) and smallest eigenvalue of the weighted mean of u u^T.
+
+    Isotropic bond networks give (0, 1/3); layers and chains give a small smallest eigenvalue.
+    """
+    if weights.size == 0 or weights.sum() <= 0.0:
+        return 0.0, 1.0 / 3.0
+    tensor = np.einsum("e,ei,ej->ij", weights, unit, unit) / weights.sum()
+    eigenvalues = np.linalg.eigvalsh(tensor)
+    return float(eigenvalues[-1] - eigenvalues[0]), float(eigenvalues[0])
+
+
+def _angle_statistics(centre: np.ndarray, unit: np.ndarray, n_atoms: int) -> list[float]:
+    """Bond-angle statistics of first-shell bonds around each atom (all pairs of bonds of one atom).
+
+    Returns the mean and standard deviation of the angle cosines, the mean and minimum over atoms of the
+    Steinhardt order parameters q4 and q6 (``q_l^2 = mean_jk P_l(cos theta_jk)`` over the atom's bond
+    pairs, diagonal included; 1 for an atom with fewer than two bonds) and the fractions of angles near
+    109.5, 90 and 180 degrees.
+    """
+    order = np.argsort(centre, kind="stable")
+    centre, unit = centre[order], unit[order]
+    counts = np.bincount(centre, minlength=n_atoms)
+    starts = np.cumsum(counts) - counts
+    pairs_per_atom = counts**2
+    atom = np.repeat(np.arange(n_atoms), pairs_per_atom)
+    local = np.arange(pairs_per_atom.sum()) - np.repeat(np.cumsum(pairs_per_atom) - pairs_per_atom, pairs_per_atom)
+    first = starts[atom] + local // np.maximum(counts[atom], 1)
+    second = starts[atom] + local % np.maximum(counts[atom], 1)
+    cosine = np.clip(np.einsum("pi,pi->p", unit[first], unit[second]), -1.0, 1.0)
+    bonded = counts >= 2
+    order_parameters = []
+    for legendre in (_P4, _P6):
+        mean = np.bincount(atom, weights=legendre(cosine), minlength=n_atoms) / np.maximum(pairs_per_atom, 1)
+        order_parameters.append(np.where(bonded, np.sqrt(np.clip(mean, 0.0, None)), 1.0))
+    angles = cosine[first != second]
+    if angles.size == 0:
+        angles = np.zeros(1)
+    q4, q6 = order_parameters
+    return [
+        float(angles.mean()),
+        float(angles.std()),
+        float(q4.mean()),
+        float(q6.mean()),
+        float(q4.min()),
+        float(q6.min()),
+        float(np.mean(np.abs(angles + 1.0 / 3.0) < 0.1)),
+        float(np.mean(np.abs(angles) < 0.15)),
+        float(np.mean(angles < -0.9)),
+    ]
+
+
+def _bond_network_features(
+    numbers: np.ndarray,
+    volume: float,
+    edge_index: np.ndarray,
+    edge_vec: np.ndarray,
+    lengths: np.ndarray,
+    nearest: np.ndarray,
+    in_shell: np.ndarray,
+    table: ElementTable,
+) -> list[float]:
+    """Compute the :data:`_BOND_NETWORK_FEATURES` of one crystal (first shell as in :func:`crystal_descriptors`)."""
+    n_atoms = len(numbers)
+    centre, neighbour = edge_index
+    radius = table.column("covalent_radius")[numbers]
+    electronegativity = table.column("X")[numbers]
+    atomic_volume = table.column("molar_volume")[numbers] * _CM3_PER_MOL_TO_A3
+    bulk = np.clip(table.column("bulk_modulus")[numbers], _MODULUS_FLOOR, None)
+    shear = np.clip(table.column("rigidity_modulus")[numbers], _MODULUS_FLOOR, None)
+
+    shell_centre, shell_neighbour = centre[in_shell], neighbour[in_shell]
+    shell_unit = edge_vec[in_shell] / lengths[in_shell, None]
+    ratio = lengths[in_shell] / (radius[shell_centre] + radius[shell_neighbour])
+    if ratio.size == 0:
+        ratio = np.full(1, 2.0)
+    difference = electronegativity[shell_centre] - electronegativity[shell_neighbour]
+    ionicity = 1.0 - np.exp(-(difference**2) / 4.0) if difference.size else np.zeros(1)
+    shell_spread = _orientation_spread(np.ones(len(shell_unit)), shell_unit)
+    all_unit = edge_vec / np.maximum(lengths, 1e-12)[:, None]
+    all_spread = _orientation_spread(np.exp(-lengths / nearest[centre]), all_unit)
+    volume_fraction = atomic_volume / atomic_volume.sum()
+    angles = _angle_statistics(shell_centre, shell_unit, n_atoms)
+    return [
+        float(in_shell.sum()) / 2.0 / volume,
+        float(ratio.mean()),
+        float(ratio.std()),
+        *angles[:6],
+        *shell_spread,
+        *all_spread,
+        volume / n_atoms / float(atomic_volume.mean()),
+        float(ionicity.mean()),
+        float(ionicity.max()),
+        float(1.0 / np.mean(1.0 / bulk)),
+        float(1.0 / np.mean(1.0 / shear)),
+        float(np.sum(volume_fraction * bulk)),
+        float(np.sum(volume_fraction * shear)),
+        len(lengths) / volume,
+        *angles[6:],
+    ]
+
+
 def crystal_descriptors(
     numbers: np.ndarray,
     cell: np.ndarray,
@@ -184,7 +322,7 @@ def crystal_descriptors(
     cell
         (3, 3) lattice, rows are lattice vectors, Angstrom.
     edge_index, edge_vec
-        Neighbour edges within ``cutoff`` (:func:`gmt_ase.neighbors.neighbor_list` convention).
+        Neighbour edges within ``cutoff`` (:func:`gmt_ase.graph.neighbors.neighbor_list` convention).
     n_operations
         Order of the crystal's point group.
     table
@@ -236,7 +374,8 @@ def crystal_descriptors(
         bond_dx.mean() if bond_dx.size else 0.0,
         bond_dx.max() if bond_dx.size else 0.0,
     ]
-    return np.concatenate([_site_statistics(props), np.asarray(structure, dtype=np.float64)])
+    bond_network = _bond_network_features(numbers, volume, edge_index, edge_vec, lengths, nearest, in_shell, table)
+    return np.concatenate([_site_statistics(props), np.asarray(structure + bond_network, dtype=np.float64)])
 
 
 def descriptor_matrix(rows: Sequence[np.ndarray]) -> np.ndarray:

@@ -3,10 +3,10 @@
 On a few thousand crystals a descriptor model predicts the isotropic moduli and the dielectric means
 better than the equivariant network does, while only the network knows a tensor's anisotropic shape
 (DESIGN.md section 7). The shipped model therefore predicts, per crystal, five invariants with
-:class:`~gmt_ase.boosted_trees.TreeEnsemble` models on :func:`~gmt_ase.descriptors.crystal_descriptors`,
-blends each with the network's own value (weights chosen on the validation split) and rescales the
-network's tensors to them with the isotropic maps of :mod:`gmt_ase.invariants`, which keep the point-group
-symmetry exact.
+:class:`~gmt_ase.invariant.boosted_trees.TreeEnsemble` models on
+:func:`~gmt_ase.invariant.descriptors.crystal_descriptors`, blends each with the network's own value
+(weights chosen on the validation split) and rescales the network's tensors to them with the isotropic
+maps of :mod:`gmt_ase.core.invariants`, which keep the point-group symmetry exact.
 
 The model is plain data (lists and numbers) stored in the checkpoint under ``"invariant_model"``.
 NumPy only.
@@ -111,23 +111,32 @@ class InvariantModel:
     table: ElementTable
     cutoff: float
     targets: Mapping[str, InvariantTarget]
+    descriptor_names: tuple[str, ...] = DESCRIPTOR_NAMES
 
     def __post_init__(self) -> None:
         unknown = set(self.targets) - set(INVARIANTS)
         if unknown:
             raise ValueError(f"unknown invariants {sorted(unknown)}; known: {list(INVARIANTS)}")
+        missing = [name for name in self.descriptor_names if name not in DESCRIPTOR_NAMES]
+        if missing:
+            raise ValueError(f"invariant model uses descriptors this code does not compute: {missing}")
         for name, target in self.targets.items():
-            if target.trees.n_features != len(DESCRIPTOR_NAMES):
+            if target.trees.n_features != len(self.descriptor_names):
                 raise ValueError(
                     f"invariant {name!r} expects {target.trees.n_features} descriptors, "
-                    f"this code computes {len(DESCRIPTOR_NAMES)}"
+                    f"the model names {len(self.descriptor_names)}"
                 )
+
+    @property
+    def _columns(self) -> np.ndarray:
+        """Positions of the model's descriptors in :data:`DESCRIPTOR_NAMES` order."""
+        return np.array([DESCRIPTOR_NAMES.index(name) for name in self.descriptor_names], dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the checkpoint."""
         return {
             "format_version": FORMAT_VERSION,
-            "descriptor_names": list(DESCRIPTOR_NAMES),
+            "descriptor_names": list(self.descriptor_names),
             "cutoff": self.cutoff,
             "element_table": self.table.to_dict(),
             "targets": {name: target.to_dict() for name, target in self.targets.items()},
@@ -135,26 +144,33 @@ class InvariantModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InvariantModel:
-        """Inverse of :meth:`to_dict`; refuses data written for other descriptors."""
+        """Inverse of :meth:`to_dict`; refuses data that names descriptors this code does not compute.
+
+        Models name the descriptors they were trained on, so a model trained before descriptors were added
+        keeps working (it uses the subset it knows).
+        """
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"invariant model format {data.get('format_version')!r}, expected {FORMAT_VERSION}")
-        if tuple(data["descriptor_names"]) != DESCRIPTOR_NAMES:
-            raise ValueError("invariant model was trained on other descriptors than this code computes")
         return cls(
             table=ElementTable.from_dict(data["element_table"]),
             cutoff=float(data["cutoff"]),
             targets={name: InvariantTarget.from_dict(t) for name, t in data["targets"].items()},
+            descriptor_names=tuple(data["descriptor_names"]),
         )
 
     def descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, D) descriptors of crystals given their graphs (:class:`gmt_ase.graph.CrystalGraph`) and cells."""
+        """(N, D) descriptors of crystals given their graphs and cells.
+
+        The graphs are :class:`gmt_ase.graph.crystal_graph.CrystalGraph`; the columns are the model's
+        :attr:`descriptor_names`.
+        """
         rows = [
             crystal_descriptors(
                 g.numbers, cell, g.edge_index, g.edge_vec, len(g.operations), self.table, self.cutoff
             )
             for g, cell in zip(graphs, cells, strict=True)
         ]
-        return np.stack(rows)
+        return np.stack(rows)[:, self._columns]
 
     def predict(self, descriptors: np.ndarray, network: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
         """Blended invariants per crystal from descriptors and the network's own invariants."""

@@ -1,6 +1,6 @@
-"""Calibrate a checkpoint's uncertainties on the validation split (see :mod:`gmt_ase.uncertainty`).
+"""Calibrate a checkpoint's uncertainties on the validation split (see :mod:`gmt_ase.invariant.uncertainty`).
 
-``python -m gmt_ase.calibration --model runs/ens.pt --data-dir data --out runs/ens_calibrated.pt``
+``python -m gmt_ase.training.calibration --model runs/ens.pt --data-dir data --out runs/ens_calibrated.pt``
 predicts every validation record, then sets
 
 - per invariant, ``log_sigma = q95(|log error|) / 1.96``: nominal 95 % intervals cover 95 % of the
@@ -8,6 +8,11 @@ predicts every validation record, then sets
 - per tensor, ``relative_sigma = q68(||pred - DFT||_F / ||DFT||_F)`` over non-zero DFT tensors,
 
 and writes a copy of the checkpoint carrying them under ``"uncertainty"``. The test split is never used.
+
+A model whose trees were refit on train + validation (``train_invariants --refit``) has seen the validation
+split, so its own validation errors are too small: calibrate the early-stopped model it was refit from and
+write the result onto the refit one with ``--apply-to REFIT.pt`` (slightly conservative: the refit model
+learned from more data).
 """
 
 from __future__ import annotations
@@ -68,11 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True, type=Path, help="checkpoint file to calibrate")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="training data folder")
     parser.add_argument("--out", required=True, type=Path, help="calibrated checkpoint to write")
+    parser.add_argument("--apply-to", type=Path,
+                        help="write the calibration of --model onto a copy of this checkpoint instead "
+                             "(a model refit on train + val, whose own validation errors are too small)")
     args = parser.parse_args(argv)
     records = split_by_material(load_records(args.data_dir, ALL_SOURCES))["val"]
     calibration = calibrate(args.model, records)
     print(json.dumps(calibration, indent=2))
-    payload = torch.load(args.model, map_location="cpu", weights_only=True)
+    payload = torch.load(args.apply_to or args.model, map_location="cpu", weights_only=True)
     tmp = args.out.with_suffix(args.out.suffix + ".tmp")
     torch.save({**payload, "uncertainty": calibration}, tmp)
     tmp.replace(args.out)
