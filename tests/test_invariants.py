@@ -111,6 +111,27 @@ def test_trees_as_arrays_predict_exactly_what_lightgbm_predicts() -> None:
                                rtol=0, atol=1e-12)
 
 
+def test_trees_binary_form_is_exact_and_loads_fast_with_weights_only(tmp_path) -> None:
+    import lightgbm
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 5))
+    booster = lightgbm.train({"objective": "l2", "verbose": -1, "num_leaves": 7}, lightgbm.Dataset(x, x[:, 0]), 30)
+    trees = from_lightgbm(booster)
+    torch.save({"trees": trees.to_dict(binary=True)}, tmp_path / "t.pt")
+    again = TreeEnsemble.from_dict(torch.load(tmp_path / "t.pt", weights_only=True)["trees"])
+    for field in ("feature", "threshold", "left", "right", "value", "roots"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(trees, field))
+    np.testing.assert_allclose(again.predict(x), booster.predict(x), rtol=0, atol=1e-12)  # summation order
+    with pytest.raises(ValueError, match="encoding"):
+        TreeEnsemble.from_dict({**trees.to_dict(binary=True), "encoding": "big-endian"})
+    truncated = trees.to_dict(binary=True)
+    truncated["threshold_or_value"] = truncated["threshold_or_value"][:-8]
+    with pytest.raises(ValueError, match="one entry per node"):
+        TreeEnsemble.from_dict(truncated)
+
+
 def test_trees_refuse_bad_arrays_and_inputs() -> None:
     good = {"n_features": 2, "roots": [0], "feature": [0, -1, -1], "threshold": [0.5, 0, 0],
             "left": [1, 0, 0], "right": [2, 0, 0], "value": [0, -1.0, 1.0]}

@@ -63,9 +63,9 @@ class InvariantTarget:
     network_weight: float
     log_std: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return {"trees": self.trees.to_dict(), "network_weight": self.network_weight, "log_std": self.log_std}
+    def to_dict(self, binary: bool = False) -> dict[str, Any]:
+        """Plain-data form (trees as lists, or as bytes with ``binary``: see :meth:`TreeEnsemble.to_dict`)."""
+        return {"trees": self.trees.to_dict(binary), "network_weight": self.network_weight, "log_std": self.log_std}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InvariantTarget:
@@ -132,14 +132,14 @@ class InvariantModel:
         """Positions of the model's descriptors in :data:`DESCRIPTOR_NAMES` order."""
         return np.array([DESCRIPTOR_NAMES.index(name) for name in self.descriptor_names], dtype=np.int64)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the checkpoint."""
+    def to_dict(self, binary: bool = False) -> dict[str, Any]:
+        """Plain data: JSON-serialisable, or with ``binary`` the compact form the checkpoint stores."""
         return {
             "format_version": FORMAT_VERSION,
             "descriptor_names": list(self.descriptor_names),
             "cutoff": self.cutoff,
             "element_table": self.table.to_dict(),
-            "targets": {name: target.to_dict() for name, target in self.targets.items()},
+            "targets": {name: target.to_dict(binary) for name, target in self.targets.items()},
         }
 
     @classmethod

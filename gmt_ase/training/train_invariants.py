@@ -205,7 +205,7 @@ def attach_invariant_model(checkpoint: Path, invariant_model: InvariantModel, ou
     if abs(float(payload["cutoff"]) - invariant_model.cutoff) > 1e-9:
         raise ValueError(f"invariant model cutoff {invariant_model.cutoff} != checkpoint cutoff {payload['cutoff']}")
     tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save({**payload, "invariant_model": invariant_model.to_dict()}, tmp)
+    torch.save({**payload, "invariant_model": invariant_model.to_dict(binary=True)}, tmp)
     tmp.replace(out)
 
 
