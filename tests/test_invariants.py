@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -128,8 +129,12 @@ def test_trees_binary_form_is_exact_and_loads_fast_with_weights_only(tmp_path) -
         TreeEnsemble.from_dict({**trees.to_dict(binary=True), "encoding": "big-endian"})
     truncated = trees.to_dict(binary=True)
     truncated["threshold_or_value"] = truncated["threshold_or_value"][:-8]
-    with pytest.raises(ValueError, match="one entry per node"):
+    with pytest.raises(ValueError, match="corrupt tree data"):
         TreeEnsemble.from_dict(truncated)
+    shorter = trees.to_dict(binary=True)
+    shorter["threshold_or_value"] = zlib.compress(np.zeros(3).tobytes())
+    with pytest.raises(ValueError, match="one entry per node"):
+        TreeEnsemble.from_dict(shorter)
 
 
 def test_trees_refuse_bad_arrays_and_inputs() -> None:

@@ -41,7 +41,8 @@ def test_card_matches_the_shipped_file(card: dict) -> None:
     path, expected_sha = resolve_model_path("default")
     loaded = load_checkpoint("default")  # raises CheckpointError on a checksum mismatch
     assert loaded.sha256 == expected_sha == card["sha256"]
-    assert path.stat().st_size < 10 * 2**20  # a few MB of package data
+    # package-data budget: a 4 MB network ensemble plus ~25,000 compressed trees of its invariant model (v4)
+    assert path.stat().st_size < 16 * 2**20
     assert sorted(loaded.species) == card["species"]
     assert {"dielectric_electronic", "elastic", "piezoelectric"} <= set(card["test_metrics"]["targets"])
 
