@@ -4,12 +4,17 @@
 same material-id split as the network's training:
 
 1. the descriptors and the network's own (un-rescaled) invariants of every record, cached as plain
-   NumPy arrays in ``OUT/features.npz`` (``allow_pickle=False``; rerunning reuses them);
+   NumPy arrays in ``OUT/features.npz`` (``allow_pickle=False``; rerunning reuses them, unless they were
+   written for other descriptors);
 2. per invariant, LightGBM trees on ``log(value - offset)`` with an L1 loss (the metrics are absolute and
-   relative errors), early-stopped on the validation split;
+   relative errors), :data:`N_SEEDS` seeds averaged, early-stopped on the validation split; G_VRH is
+   half a direct model and half the K model plus a model of log(G/K);
 3. the network's weight in the blend, chosen on the validation split, and the validation spread of
    the blended log error (``log_std``);
-4. ``OUT/invariant_model.json`` (plain data) and ``OUT/metrics.json``; with ``--attach OUT.pt`` a copy of
+4. with ``--refit``, the same trees trained again on train + val with the early-stopped rounds (scaled by
+   the data size); calibrate the early-stopped model and carry its calibration over
+   (:mod:`gmt_ase.training.calibration` ``--apply-to``), since the refit one has seen the validation split;
+5. ``OUT/invariant_model.json`` (plain data) and ``OUT/metrics.json``; with ``--attach OUT.pt`` a copy of
    the checkpoint that carries the invariant model (then release it as usual).
 
 LightGBM is needed here only (``pip install lightgbm``); prediction uses the converted arrays.
