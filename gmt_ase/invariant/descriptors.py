@@ -104,8 +104,8 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
 #: A neighbour belongs to an atom's first shell if it is within this factor of the atom's nearest distance.
 FIRST_SHELL_FACTOR = 1.25
 _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
-#: cm^3/mol to Angstrom^3 per atom (the same number as amu/A^3 -> g/cm^3: 1e24 / N_A).
-_CM3_PER_MOL_TO_A3 = 1.66053906660
+#: cm^3/mol to Angstrom^3 per atom: the same number as amu/A^3 -> g/cm^3 (both 1e24 / N_A).
+_CM3_PER_MOL_TO_A3 = _AMU_PER_A3_TO_G_PER_CM3
 #: Legendre polynomials P4 and P6 (Steinhardt bond-orientational order from pair cosines).
 _P4 = np.polynomial.legendre.Legendre.basis(4)
 _P6 = np.polynomial.legendre.Legendre.basis(6)
@@ -262,13 +262,18 @@ def _bond_network_features(
     lengths: np.ndarray,
     nearest: np.ndarray,
     in_shell: np.ndarray,
+    radius: np.ndarray,
+    bond_dx: np.ndarray,
     table: ElementTable,
 ) -> list[float]:
-    """Compute the :data:`_BOND_NETWORK_FEATURES` of one crystal (first shell as in :func:`crystal_descriptors`)."""
+    """Compute the :data:`_BOND_NETWORK_FEATURES` of one crystal.
+
+    The arrays are those :func:`crystal_descriptors` already has: edge lengths, each atom's nearest
+    distance, the first-shell mask, per-site covalent radii and the first-shell bonds' electronegativity
+    differences.
+    """
     n_atoms = len(numbers)
     centre, neighbour = edge_index
-    radius = table.column("covalent_radius")[numbers]
-    electronegativity = table.column("X")[numbers]
     atomic_volume = table.column("molar_volume")[numbers] * _CM3_PER_MOL_TO_A3
     bulk = np.clip(table.column("bulk_modulus")[numbers], _MODULUS_FLOOR, None)
     shear = np.clip(table.column("rigidity_modulus")[numbers], _MODULUS_FLOOR, None)
@@ -278,8 +283,7 @@ def _bond_network_features(
     ratio = lengths[in_shell] / (radius[shell_centre] + radius[shell_neighbour])
     if ratio.size == 0:
         ratio = np.full(1, 2.0)
-    difference = electronegativity[shell_centre] - electronegativity[shell_neighbour]
-    ionicity = 1.0 - np.exp(-(difference**2) / 4.0) if difference.size else np.zeros(1)
+    ionicity = 1.0 - np.exp(-(bond_dx**2) / 4.0) if bond_dx.size else np.zeros(1)
     shell_spread = _orientation_spread(np.ones(len(shell_unit)), shell_unit)
     all_unit = edge_vec / np.maximum(lengths, 1e-12)[:, None]
     all_spread = _orientation_spread(np.exp(-lengths / nearest[centre]), all_unit)
@@ -374,7 +378,9 @@ def crystal_descriptors(
         bond_dx.mean() if bond_dx.size else 0.0,
         bond_dx.max() if bond_dx.size else 0.0,
     ]
-    bond_network = _bond_network_features(numbers, volume, edge_index, edge_vec, lengths, nearest, in_shell, table)
+    bond_network = _bond_network_features(
+        numbers, volume, edge_index, edge_vec, lengths, nearest, in_shell, radius, bond_dx, table
+    )
     return np.concatenate([_site_statistics(props), np.asarray(structure + bond_network, dtype=np.float64)])
 
 

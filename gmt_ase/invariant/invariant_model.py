@@ -8,14 +8,15 @@ better than the equivariant network does, while only the network knows a tensor'
 (weights chosen on the validation split) and rescales the network's tensors to them with the isotropic
 maps of :mod:`gmt_ase.core.invariants`, which keep the point-group symmetry exact.
 
-The model is plain data (lists and numbers) stored in the checkpoint under ``"invariant_model"``.
-NumPy only.
+The model is plain data (numbers, lists and compressed arrays) stored in the checkpoint under
+``"invariant_model"``. NumPy only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,8 @@ class InvariantModel:
         Neighbour cutoff of the bond statistics, Angstrom (the network's).
     targets
         One :class:`InvariantTarget` per invariant name.
+    descriptor_names
+        The descriptors the trees read, in their column order (a subset of :data:`DESCRIPTOR_NAMES`).
     """
 
     table: ElementTable
@@ -127,9 +130,9 @@ class InvariantModel:
                     f"the model names {len(self.descriptor_names)}"
                 )
 
-    @property
+    @cached_property
     def _columns(self) -> np.ndarray:
-        """Positions of the model's descriptors in :data:`DESCRIPTOR_NAMES` order."""
+        """Positions of the model's descriptors in :data:`DESCRIPTOR_NAMES` (found once per model)."""
         return np.array([DESCRIPTOR_NAMES.index(name) for name in self.descriptor_names], dtype=np.int64)
 
     def to_dict(self, binary: bool = False) -> dict[str, Any]:
