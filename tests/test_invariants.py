@@ -137,6 +137,35 @@ def test_trees_binary_form_is_exact_and_loads_fast_with_weights_only(tmp_path) -
         TreeEnsemble.from_dict(shorter)
 
 
+def test_padded_complete_trees_predict_what_the_node_walker_predicts(monkeypatch) -> None:
+    import lightgbm
+
+    from gmt_ase.invariant import boosted_trees
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 4))
+    y = np.abs(x[:, 0]) + x[:, 1] * x[:, 2] + 0.1 * rng.normal(size=500)
+    params = {"objective": "l2", "verbose": -1, "num_leaves": 9, "max_depth": 5}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, y), 60)
+    trees = from_lightgbm(booster)
+    assert trees._complete is not None and trees._complete.depth == 5  # padded: unbalanced trees, one depth
+    np.testing.assert_allclose(trees.predict(x), trees._predict_walk(x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trees.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+    monkeypatch.setattr(boosted_trees, "_BLOCK_WALKERS", 7 * len(trees.roots))  # rows in blocks of 7
+    np.testing.assert_allclose(trees.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+    # a chain of 12 splits is too deep to pad: the node walker answers, exactly
+    depth = 12
+    chain = {"n_features": 1, "roots": [0], "feature": [0] * depth + [-1] * (depth + 1),
+             "threshold": [float(k) for k in range(depth)] + [0.0] * (depth + 1),
+             "left": [depth + k for k in range(depth)] + [0] * (depth + 1),
+             "right": list(range(1, depth)) + [2 * depth] + [0] * (depth + 1),
+             "value": [0.0] * depth + [float(k) for k in range(depth + 1)]}
+    deep = TreeEnsemble.from_dict(chain)
+    assert deep._complete is None
+    np.testing.assert_allclose(deep.predict(np.array([[-1.0], [0.5], [11.5], [99.0]])), [0.0, 1.0, 12.0, 12.0])
+    assert trees.predict(np.zeros((0, 4))).shape == (0,)
+
+
 def test_trees_refuse_bad_arrays_and_inputs() -> None:
     good = {"n_features": 2, "roots": [0], "feature": [0, -1, -1], "threshold": [0.5, 0, 0],
             "left": [1, 0, 0], "right": [2, 0, 0], "value": [0, -1.0, 1.0]}
