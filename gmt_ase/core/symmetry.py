@@ -39,6 +39,7 @@ __all__ = [
     "analyze_symmetry",
     "cell_arrays",
     "degenerate_cell_reason",
+    "lattice_operations",
     "point_group_operations",
     "reynolds_projection",
     "symmetrize",
@@ -70,6 +71,13 @@ class SymmetryInfo:
         Orthonormal Cartesian point-group operations, shape (n_ops, 3, 3).
     n_orbits
         Number of symmetry-distinct atoms (Wyckoff orbits); 1 when every atom is equivalent.
+    standard_rotation
+        (3, 3) proper rotation from the input's Cartesian frame to spglib's standard frame (that of the
+        idealised standard conventional cell), fixed up to an operation of :attr:`standard_lattice`'s
+        holohedry; ``None`` when not recorded.
+    standard_lattice
+        (3, 3) idealised standard conventional lattice (rows), in the standard frame; ``None`` when not
+        recorded.
     """
 
     space_group_symbol: str
@@ -78,6 +86,8 @@ class SymmetryInfo:
     symprec: float
     operations: np.ndarray
     n_orbits: int = 0
+    standard_rotation: np.ndarray | None = None
+    standard_lattice: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (without the operation matrices)."""
@@ -212,7 +222,31 @@ def analyze_cell(
         symprec=float(symprec),
         operations=_cartesian_operations(rotations, conventional),
         n_orbits=len(np.unique(dataset.equivalent_atoms)),
+        standard_rotation=np.array(dataset.std_rotation_matrix, dtype=float),
+        standard_lattice=np.array(dataset.std_lattice, dtype=float),
     )
+
+
+def lattice_operations(lattice: np.ndarray, symprec: float = DEFAULT_SYMPREC) -> np.ndarray:
+    """Orthonormal Cartesian operations of a lattice's holohedry (its point group as a point lattice).
+
+    Parameters
+    ----------
+    lattice
+        (3, 3) lattice, rows are lattice vectors, Angstrom.
+    symprec
+        spglib distance tolerance in Angstrom.
+
+    Returns
+    -------
+    np.ndarray
+        (n_ops, 3, 3) distinct operations, inversion included (every lattice is centrosymmetric).
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    found = _spglib_call(spglib.get_symmetry, (lattice, np.zeros((1, 3)), np.ones(1, dtype=int)), symprec=symprec)
+    if found is None:
+        raise ValueError(f"spglib found no lattice symmetry at symprec={symprec} A")
+    return _cartesian_operations(np.unique(np.asarray(found["rotations"], dtype=int), axis=0), lattice)
 
 
 def _spglib_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:

@@ -45,6 +45,11 @@ class CrystalInput:
     edges
         The crystal's one neighbour list (within the model's cutoff), if :func:`prepare_crystal` was given
         one: the distance check, the graph and the applicability warnings all read it.
+    space_group_number
+        International space-group number (0: unknown).
+    standard_rotation, standard_lattice
+        spglib's standard frame (:class:`gmt_ase.core.symmetry.SymmetryInfo`), for the piezoelectric
+        prototypes; ``None`` when unknown.
     """
 
     numbers: np.ndarray
@@ -53,6 +58,9 @@ class CrystalInput:
     operations: np.ndarray
     all_atoms_equivalent: bool = False
     edges: NeighborEdges | None = None
+    space_group_number: int = 0
+    standard_rotation: np.ndarray | None = None
+    standard_lattice: np.ndarray | None = None
 
 
 def prepare_crystal(
@@ -105,5 +113,8 @@ def prepare_crystal(
         operations=symmetry.operations,
         all_atoms_equivalent=symmetry.n_orbits == 1,
         edges=edges,
+        space_group_number=symmetry.space_group_number,
+        standard_rotation=symmetry.standard_rotation,
+        standard_lattice=symmetry.standard_lattice,
     )
     return crystal, symmetry

@@ -20,7 +20,8 @@ from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
-from gmt_ase.invariant.invariant_model import InvariantModel, network_invariants
+from gmt_ase.invariant.invariant_model import PIEZO_ZERO, InvariantModel, network_invariants
+from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
 from gmt_ase.invariant.uncertainty import prediction_uncertainty, validate_calibration
 from gmt_ase.nn.model import OUTPUT_KEYS
 
@@ -70,6 +71,10 @@ class TensorPredictor:
         self.cutoff = float(metadata["cutoff"])
         invariant_data = metadata.get("invariant_model")
         self.invariant_model = InvariantModel.from_dict(invariant_data) if invariant_data is not None else None
+        prototype_data = metadata.get("piezo_prototypes")
+        if prototype_data is not None and self.invariant_model is None:
+            raise ValueError("a checkpoint with piezo prototypes needs an invariant model (descriptors and norms)")
+        self.piezo_prototypes = PiezoPrototypes.from_dict(prototype_data) if prototype_data is not None else None
         calibration = metadata.get("uncertainty")
         self.calibration = validate_calibration(calibration) if calibration is not None else None
 
@@ -116,7 +121,7 @@ class TensorPredictor:
             arrays = {k: outputs[k].detach().to("cpu", torch.float64).numpy() for k in OUTPUT_KEYS}
             tensors = [{k: arrays[k][b] for k in OUTPUT_KEYS} for b in range(len(chunk))]
             if self.invariant_model is not None:
-                tensors = _rescale_to_invariants(self.invariant_model, chunk, graphs, tensors)
+                tensors = _rescale_to_invariants(self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes)
             for crystal, raw in zip(chunk, tensors, strict=True):
                 if crystal.all_atoms_equivalent:
                     raw["dielectric_ionic"] = np.zeros((3, 3))
@@ -142,8 +147,32 @@ def _rescale_to_invariants(
     chunk: Sequence[CrystalInput],
     graphs: Sequence[CrystalGraph],
     tensors: list[dict[str, np.ndarray]],
+    prototypes: PiezoPrototypes | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps)."""
+    """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps).
+
+    With ``prototypes``, a piezoelectric tensor that is not zero by symmetry takes the direction of the
+    nearest prototype of its space group (:mod:`gmt_ase.invariant.piezo_prototypes`) where there is one.
+    """
     own = [network_invariants(t) for t in tensors]
-    invariants = model.predict(model.descriptors(graphs, [c.cell for c in chunk]), own)
-    return [model.apply(t, inv, o) for t, inv, o in zip(tensors, invariants, own, strict=True)]
+    descriptors = model.all_descriptors(graphs, [c.cell for c in chunk])
+    invariants = model.predict(model.columns(descriptors), own)
+    out = [model.apply(t, inv, o) for t, inv, o in zip(tensors, invariants, own, strict=True)]
+    if prototypes is None:
+        return out
+    for k, (crystal, graph, rescaled) in enumerate(zip(chunk, graphs, out, strict=True)):
+        if own[k]["piezo_norm"] <= PIEZO_ZERO:
+            continue
+        transferred = prototypes.predict(
+            descriptors[k],
+            crystal.space_group_number,
+            crystal.standard_rotation,
+            crystal.standard_lattice,
+            np.asarray(crystal.operations, dtype=np.float64),
+            bond_tensors(graph.numbers, graph.edge_index, graph.edge_vec, model.table),
+            invariants[k]["piezo_norm"],
+            reference=rescaled["piezoelectric"],
+        )
+        if transferred is not None:
+            rescaled["piezoelectric"] = transferred[0]
+    return out

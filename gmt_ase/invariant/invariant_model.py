@@ -161,11 +161,10 @@ class InvariantModel:
             descriptor_names=tuple(data["descriptor_names"]),
         )
 
-    def descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, D) descriptors of crystals given their graphs and cells.
+    def all_descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, len(DESCRIPTOR_NAMES)) descriptors of crystals given their graphs and cells, every column.
 
-        The graphs are :class:`gmt_ase.graph.crystal_graph.CrystalGraph`; the columns are the model's
-        :attr:`descriptor_names`.
+        The graphs are :class:`gmt_ase.graph.crystal_graph.CrystalGraph`.
         """
         rows = [
             crystal_descriptors(
@@ -173,7 +172,18 @@ class InvariantModel:
             )
             for g, cell in zip(graphs, cells, strict=True)
         ]
-        return np.stack(rows)[:, self._columns]
+        return np.stack(rows).reshape(len(rows), len(DESCRIPTOR_NAMES))
+
+    def descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) descriptors of crystals given their graphs and cells, the model's columns.
+
+        See :meth:`all_descriptors`; the columns are the model's :attr:`descriptor_names`.
+        """
+        return self.all_descriptors(graphs, cells)[:, self._columns]
+
+    def columns(self, all_descriptors: np.ndarray) -> np.ndarray:
+        """Select the model's columns of an :meth:`all_descriptors` array."""
+        return np.asarray(all_descriptors)[:, self._columns]
 
     def predict(self, descriptors: np.ndarray, network: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
         """Blended invariants per crystal from descriptors and the network's own invariants."""
