@@ -96,8 +96,9 @@ class GMTCalculator(Calculator):
     computed on first read, see :meth:`get_derived_properties`), ``warnings``
     (applicability warnings, a list of sentences, empty when all is well; see gmt_ase.invariant.applicability),
     ``"<property>_std"`` for each tensor (one standard deviation, same shape and unit; ``None`` when the
-    model has no calibrated spread, never zeros), ``uncertainty`` (``TensorPrediction.uncertainty``) and
-    ``uncertainty_note`` (why there is none, else None).
+    model has no calibrated spread, never zeros), ``uncertainty`` (``TensorPrediction.uncertainty``),
+    ``uncertainty_note`` (why there is none, else None) and ``piezo_prototype`` (material id of the known
+    crystal that gave the piezo tensor its direction, else None).
 
     """
 
@@ -174,6 +175,7 @@ class GMTCalculator(Calculator):
             warnings=list(prediction.warnings),
             uncertainty_note=prediction.uncertainty_note,
             uncertainty=prediction.uncertainty,
+            piezo_prototype=prediction.piezo_prototype,
         )
         self.results = results
 

@@ -101,7 +101,10 @@ def _finish(
     bad = [name for name, tensor in tensors.items() if not np.all(np.isfinite(tensor))]
     if bad:
         raise FloatingPointError(f"the model returned NaN or infinite values for {', '.join(bad)}")
-    prediction = prediction_from_cartesian(index, tensors, symmetry.as_dict(), uncertainty=raw.get("uncertainty"))
+    prediction = prediction_from_cartesian(
+        index, tensors, symmetry.as_dict(), uncertainty=raw.get("uncertainty"),
+        piezo_prototype=raw.get("piezo_prototype"),
+    )
     invariants = output_invariants(
         prediction.dielectric_electronic, prediction.dielectric_ionic, prediction.piezoelectric, prediction.elastic
     )

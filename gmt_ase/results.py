@@ -65,6 +65,9 @@ class TensorPrediction:
         :data:`SCALAR_STD_KEYS` under ``"<name>_std"``; ``None`` when the model has no calibrated spread.
     uncertainty_note
         :data:`NO_UNCERTAINTY_NOTE` when ``uncertainty`` is ``None``, else ``None``.
+    piezo_prototype
+        Material id of the known crystal whose DFT piezoelectric tensor gave this one its direction
+        (:mod:`gmt_ase.invariant.piezo_prototypes`); ``None`` when the direction is the network's.
     derived
         Derived quantities (see :mod:`gmt_ase.core.derived`), JSON-safe. Computed on first access and cached:
         pymatgen's moduli cost more than the prediction itself, and a screen may not need them.
@@ -81,6 +84,7 @@ class TensorPrediction:
     warnings: tuple[str, ...] = ()
     uncertainty: dict[str, Any] | None = None
     uncertainty_note: str | None = NO_UNCERTAINTY_NOTE
+    piezo_prototype: str | None = None
     ok: ClassVar[bool] = True
 
     @cached_property
@@ -100,6 +104,7 @@ class TensorPrediction:
         out["warnings"] = list(self.warnings)
         out["uncertainty"] = _jsonable(self.uncertainty)
         out["uncertainty_note"] = self.uncertainty_note
+        out["piezo_prototype"] = self.piezo_prototype
         out["units"] = {**TENSOR_UNITS, **{f"derived.{k}": u for k, u in DERIVED_UNITS.items()}}
         return out
 
@@ -186,6 +191,7 @@ def prediction_from_cartesian(
     symmetry: dict,
     warnings: tuple[str, ...] | list[str] = (),
     uncertainty: dict[str, Any] | None = None,
+    piezo_prototype: str | None = None,
 ) -> TensorPrediction:
     """Assemble a :class:`TensorPrediction` from Cartesian model outputs.
 
@@ -202,6 +208,8 @@ def prediction_from_cartesian(
         Applicability warnings.
     uncertainty
         The predictor's Cartesian one-sigma values (see :func:`uncertainty_from_cartesian`) or ``None``.
+    piezo_prototype
+        Material id of the piezoelectric prototype, if one gave the direction.
 
     """
     eps_el = full_to_voigt(tensors["dielectric_electronic"])  # (3, 3), symmetric part
@@ -220,4 +228,5 @@ def prediction_from_cartesian(
         warnings=tuple(warnings),
         uncertainty=uncertainty_from_cartesian(uncertainty),
         uncertainty_note=None if uncertainty is not None else NO_UNCERTAINTY_NOTE,
+        piezo_prototype=piezo_prototype,
     )

@@ -26,8 +26,9 @@ _VOIGT_LABELS = tuple(_AXES[i] + _AXES[j] for i, j in VOIGT_PAIRS)  # xx yy zz y
 _SUFFIX = {"GPa": "_GPa", "C/m^2": "_C_per_m2", "pC/N": "_pC_per_N", "1": "", "bool": ""}
 _META = ("source", "index", "ok", "error_type", "error", "model_sha256", "path", "frame", "symprec",
          "space_group", "space_group_number", "point_group")
-#: Applicability warnings (joined by " | ") and why there is no uncertainty; then one-sigma columns.
-_QUALITY = ("n_warnings", "warnings", "uncertainty_note")
+#: Applicability warnings (joined by " | "), why there is no uncertainty and the piezo prototype's material
+#: id; then one-sigma columns.
+_QUALITY = ("n_warnings", "warnings", "uncertainty_note", "piezo_prototype")
 _FORMAT_NAMES = {"cif": "CIF", "vasp": "POSCAR", "extxyz": "extxyz", None: "structure"}
 
 
@@ -164,7 +165,7 @@ def _flatten_quality(row: dict[str, Any], flat: dict[str, Any]) -> None:
     """Warnings, the no-uncertainty note and the one-sigma columns (empty when the model has no spread)."""
     warnings = row.get("warnings") or []
     flat.update(n_warnings=len(warnings), warnings=" | ".join(" ".join(w.splitlines()) for w in warnings),
-                uncertainty_note=row.get("uncertainty_note"))
+                uncertainty_note=row.get("uncertainty_note"), piezo_prototype=row.get("piezo_prototype"))
     uncertainty = row.get("uncertainty") or {}
     if all(uncertainty.get(f"{name}_std") is not None for name in TENSOR_UNITS):
         std_row = {f"{name}_std": uncertainty[f"{name}_std"] for name in TENSOR_UNITS}

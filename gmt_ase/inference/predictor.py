@@ -107,7 +107,9 @@ class TensorPredictor:
         list of dict
             Per crystal: ``dielectric_electronic`` and ``dielectric_ionic`` (3, 3),
             ``piezoelectric`` (3, 3, 3) C/m^2 and ``elastic`` (3, 3, 3, 3) GPa, float64 Cartesian,
-            projected onto the crystal's operations in float64 (exact to ~1e-15).
+            projected onto the crystal's operations in float64 (exact to ~1e-15); ``uncertainty`` with a
+            calibrated model; ``piezo_prototype`` (material id) when a piezoelectric prototype set the
+            piezo tensor's direction.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -129,6 +131,8 @@ class TensorPredictor:
                 final = {k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS}
                 if self.calibration is not None:
                     final["uncertainty"] = _uncertainty(final, ops, self.calibration)
+                if "piezo_prototype" in raw:
+                    final["piezo_prototype"] = raw["piezo_prototype"]
                 results.append(final)
         return results
 
@@ -174,5 +178,5 @@ def _rescale_to_invariants(
             reference=rescaled["piezoelectric"],
         )
         if transferred is not None:
-            rescaled["piezoelectric"] = transferred[0]
+            rescaled["piezoelectric"], rescaled["piezo_prototype"] = transferred
     return out
