@@ -225,7 +225,10 @@ class PiezoPrototypes:
         reference
             (3, 3, 3) an equivariant tensor (the network's) that breaks exact ties between candidates.
         """
-        holohedry = lattice_operations(standard_lattice)
+        try:
+            holohedry = lattice_operations(standard_lattice)
+        except ValueError:  # spglib found no lattice symmetry: no candidates, keep the network's direction
+            return None
         to_query = np.asarray(standard_rotation, dtype=np.float64).T[None] @ holohedry  # standard -> query
         candidates = rotate_rank3(to_query, self.tensors[index].reshape(3, 3, 3))
         candidates = reynolds_projection(candidates, operations, rank=3).reshape(len(to_query), 27)
