@@ -127,3 +127,20 @@ def test_prototypes_round_trip_and_refuse_corrupt_data(table) -> None:
         PiezoPrototypes.from_dict({**data, "n": 2})
     with pytest.raises(ValueError, match="norm_weight"):
         PiezoPrototypes.from_dict({**data, "norm_weight": 1.5})
+
+
+def test_a_checkpoint_with_prototypes_but_no_invariant_model_or_corrupt_prototypes_is_refused(tmp_path, table) -> None:
+    import torch
+
+    from gmt_ase.inference.io import make_test_checkpoint
+    from gmt_ase.inference.predictor import TensorPredictor
+
+    zno = bulk("ZnO", "wurtzite", a=3.25, c=5.21)
+    prototypes = _pool(table, [(zno, _wurtzite_tensor(-0.6, 1.3, -0.5), "zno")]).to_dict()
+    path = make_test_checkpoint(tmp_path / "plain.pt")
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "piezo_prototypes": prototypes}, tmp_path / "orphan.pt")
+    with pytest.raises(ValueError, match="needs an invariant model"):
+        TensorPredictor.from_checkpoint(tmp_path / "orphan.pt", device="cpu")
+    with pytest.raises(ValueError, match="corrupt piezo prototype data"):
+        PiezoPrototypes.from_dict({**prototypes, "norms": b"not zlib"})
