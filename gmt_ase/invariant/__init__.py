@@ -3,6 +3,8 @@
 * :mod:`~gmt_ase.invariant.descriptors`: crystal descriptors (element statistics, volume, bonds);
 * :mod:`~gmt_ase.invariant.boosted_trees`: tree ensembles as plain data, NumPy prediction;
 * :mod:`~gmt_ase.invariant.invariant_model`: moduli, means and norms from descriptors and the network;
+* :mod:`~gmt_ase.invariant.piezo_prototypes`: piezo directions transferred from the nearest known crystal of the
+  same space group, exactly equivariantly;
 * :mod:`~gmt_ase.invariant.uncertainty`: calibrated one-sigma uncertainties;
 * :mod:`~gmt_ase.invariant.applicability`: warnings, against ``training_stats.json`` (package data here).
 
