@@ -29,6 +29,7 @@ from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal import prepare_crystal as _prepare
 from gmt_ase.invariant.applicability import applicability_warnings, output_invariants
+from gmt_ase.invariant.piezo_prototypes import distant_prototype_warning
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ def _finish(
     )
     warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants,
                                       edges=crystal.edges)
+    if "piezo_prototype_distance" in raw:
+        far = distant_prototype_warning(float(raw["piezo_prototype_distance"]))
+        warnings += [far] if far is not None else []
     return replace(prediction, warnings=tuple(warnings))
 
 

@@ -80,17 +80,17 @@ def test_a_known_crystal_gets_its_own_tensor_in_any_orientation_cell_and_handedn
     gan = bulk("GaN", "wurtzite", a=3.19, c=5.19)
     pool = _pool(table, [(zno, truth, "zno"), (gan, _wurtzite_tensor(-0.3, 0.6, -0.3), "gan")])
     norm = np.linalg.norm(truth)
-    tensor, source = _predict(pool, zno, table, model_norm=norm)
-    assert source == "zno"
+    tensor, source, distance = _predict(pool, zno, table, model_norm=norm)
+    assert source == "zno" and distance == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_allclose(tensor, truth, atol=1e-10)
     # The prediction transforms with the crystal: rotations, rotoreflections, inversion, and other cells.
     for q in (random_orthogonal(3, proper=True), random_orthogonal(4, proper=False), -np.eye(3)):
-        moved, _ = _predict(pool, transform_atoms(zno, q), table, model_norm=norm)
+        moved, _, _ = _predict(pool, transform_atoms(zno, q), table, model_norm=norm)
         np.testing.assert_allclose(moved, rotate_tensor(truth, q), atol=1e-10)
     shuffled = zno[[3, 1, 0, 2]].repeat((1, 2, 1))
     np.testing.assert_allclose(_predict(pool, shuffled, table, model_norm=norm)[0], truth, atol=1e-10)
     # The norm blends the prototype's with the invariant model's in log space (weight 0.5 here).
-    scaled, _ = _predict(pool, zno, table, model_norm=4 * norm)
+    scaled, _, _ = _predict(pool, zno, table, model_norm=4 * norm)
     np.testing.assert_allclose(scaled, 2 * truth, atol=1e-10)
 
 
@@ -101,8 +101,8 @@ def test_a_new_crystal_takes_the_nearest_prototype_of_its_space_group_with_exact
                          (bulk("GaAs", "zincblende", a=5.65), np.zeros((3, 3, 3)), "zero")])
     assert pool.ids == ("zno", "gan")  # zero tensors carry no direction
     aln = transform_atoms(bulk("AlN", "wurtzite", a=3.11, c=4.98), random_orthogonal(5, proper=False))
-    tensor, source = _predict(pool, aln, table, model_norm=1.0)
-    assert source in ("zno", "gan")
+    tensor, source, distance = _predict(pool, aln, table, model_norm=1.0)
+    assert source in ("zno", "gan") and distance > 0
     ops = _features(aln, table)["operations"]
     np.testing.assert_allclose(reynolds_projection(tensor, ops, rank=3), tensor, atol=1e-12)
     assert np.linalg.norm(tensor) == pytest.approx(np.sqrt(pool.norms[pool.ids.index(source)]))
@@ -144,3 +144,12 @@ def test_a_checkpoint_with_prototypes_but_no_invariant_model_or_corrupt_prototyp
         TensorPredictor.from_checkpoint(tmp_path / "orphan.pt", device="cpu")
     with pytest.raises(ValueError, match="corrupt piezo prototype data"):
         PiezoPrototypes.from_dict({**prototypes, "norms": b"not zlib"})
+
+
+def test_distant_or_missing_prototypes_are_warned_about() -> None:
+    from gmt_ase.invariant.piezo_prototypes import FAR_DISTANCE, distant_prototype_warning
+
+    assert distant_prototype_warning(0.0) is None
+    assert distant_prototype_warning(FAR_DISTANCE - 1e-6) is None
+    assert "far away" in distant_prototype_warning(FAR_DISTANCE + 1.0)
+    assert "no known crystal" in distant_prototype_warning(float("inf"))

@@ -165,3 +165,17 @@ def test_piezo_tensors_of_training_crystals_are_recovered_and_transform_with_the
     for q in (random_orthogonal(21, proper=True), random_orthogonal(22, proper=False)):
         (moved,) = calc.predict([transform_atoms(atoms, q)])
         np.testing.assert_allclose(voigt_to_full(moved.piezoelectric), rotate_tensor(predicted, q), atol=1e-6)
+
+
+def test_a_piezo_tensor_without_a_similar_known_crystal_is_flagged(calc: GMTCalculator) -> None:
+    """An odd triclinic crystal's nearest piezo prototype is far away: the warning says so; ZnO's is itself."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    odd = Atoms("CsAuF2", scaled_positions=[[0, 0, 0], [0.5, 0.45, 0.55], [0.27, 0.71, 0.13], [0.77, 0.18, 0.69]],
+                cell=[[5.1, 0.2, 0.1], [0.4, 5.6, 0.3], [0.2, 0.5, 6.2]], pbc=True)
+    zno = bulk("ZnO", "wurtzite", a=3.25, c=5.21)
+    odd_result, zno_result = calc.predict([odd, zno])
+    assert odd_result.piezo_prototype is not None
+    assert any(w.startswith("piezoelectric tensor: the most similar known crystal") for w in odd_result.warnings)
+    assert not any(w.startswith("piezoelectric tensor") for w in zno_result.warnings)

@@ -109,7 +109,8 @@ class TensorPredictor:
             ``piezoelectric`` (3, 3, 3) C/m^2 and ``elastic`` (3, 3, 3, 3) GPa, float64 Cartesian,
             projected onto the crystal's operations in float64 (exact to ~1e-15); ``uncertainty`` with a
             calibrated model; ``piezo_prototype`` (material id) when a piezoelectric prototype set the
-            piezo tensor's direction.
+            piezo tensor's direction, and ``piezo_prototype_distance`` (``inf``: no prototype) for every
+            non-zero piezo tensor of a model with prototypes.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -131,8 +132,9 @@ class TensorPredictor:
                 final = {k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS}
                 if self.calibration is not None:
                     final["uncertainty"] = _uncertainty(final, ops, self.calibration)
-                if "piezo_prototype" in raw:
-                    final["piezo_prototype"] = raw["piezo_prototype"]
+                for key in ("piezo_prototype", "piezo_prototype_distance"):
+                    if key in raw:
+                        final[key] = raw[key]
                 results.append(final)
         return results
 
@@ -177,6 +179,8 @@ def _rescale_to_invariants(
             invariants[k]["piezo_norm"],
             reference=rescaled["piezoelectric"],
         )
-        if transferred is not None:
-            rescaled["piezoelectric"], rescaled["piezo_prototype"] = transferred
+        if transferred is None:
+            rescaled["piezo_prototype_distance"] = float("inf")
+        else:
+            rescaled["piezoelectric"], rescaled["piezo_prototype"], rescaled["piezo_prototype_distance"] = transferred
     return out
