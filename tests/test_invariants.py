@@ -341,33 +341,3 @@ def test_uncertainty_is_zero_exactly_where_symmetry_forbids_and_has_the_calibrat
     assert not allowed_components(nacl, 3).any()
     with pytest.raises(ValueError, match="lacks"):
         validate_calibration({"log_sigma": {}, "relative_sigma": {}})
-
-
-def test_piezo_uncertainty_follows_the_prototype_distance_bin() -> None:
-    from gmt_ase.invariant.uncertainty import piezo_relative_sigma, prediction_uncertainty, validate_calibration
-
-    base = {
-        "log_sigma": dict.fromkeys(INVARIANTS, 0.2),
-        "relative_sigma": {"dielectric_electronic": 0.1, "dielectric_ionic": 0.5, "piezoelectric": 0.8,
-                           "elastic": 0.3},
-    }
-    bins = {"upper_edges": [3.0, 8.0], "relative_sigma": [0.6, 1.1, 1.5]}
-    calibration = validate_calibration({**base, "piezo_by_distance": bins})
-    assert piezo_relative_sigma(calibration, None) == 0.8  # distance unknown: the overall value
-    assert piezo_relative_sigma(calibration, 1.0) == 0.6
-    assert piezo_relative_sigma(calibration, 3.0) == 1.1  # an edge belongs to the bin above
-    assert piezo_relative_sigma(calibration, float("inf")) == 1.5  # no prototype: the far bin
-    assert piezo_relative_sigma(validate_calibration(base), 1.0) == 0.8  # no bins: the overall value
-    zno = analyze_symmetry(bulk("ZnO", "wurtzite", a=3.25, c=5.21)).operations
-    piezo = reynolds_projection(np.random.default_rng(2).normal(size=(3, 3, 3)), zno, rank=3)
-    tensors = {"dielectric_electronic": np.diag([4.0, 4.0, 4.5]), "dielectric_ionic": np.diag([5.0, 5.0, 6.0]),
-               "piezoelectric": piezo, "elastic": reynolds_projection(_stiffness(9), zno, rank=4)}
-    near = prediction_uncertainty(tensors, network_invariants(tensors), 1.0, zno, calibration, piezo_distance=1.0)
-    far = prediction_uncertainty(tensors, network_invariants(tensors), 1.0, zno, calibration, piezo_distance=9.0)
-    assert np.linalg.norm(near["piezoelectric"]) == pytest.approx(0.6 * np.linalg.norm(piezo))
-    assert np.linalg.norm(far["piezoelectric"]) == pytest.approx(1.5 * np.linalg.norm(piezo))
-    assert far["piezo_norm"] == near["piezo_norm"] and far["k_vrh"] == near["k_vrh"]  # one log-sigma each
-    for broken in ({**bins, "relative_sigma": [0.5, 1.0]}, {**bins, "upper_edges": [8.0, 3.0]},
-                   {**bins, "relative_sigma": [0.6, 0.0, 1.5]}):
-        with pytest.raises(ValueError):
-            validate_calibration({**base, "piezo_by_distance": broken})

@@ -131,8 +131,7 @@ class TensorPredictor:
                 ops = np.asarray(crystal.operations, dtype=np.float64)
                 final = {k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS}
                 if self.calibration is not None:
-                    distance = raw.get("piezo_prototype_distance")
-                    final["uncertainty"] = _uncertainty(final, ops, self.calibration, distance)
+                    final["uncertainty"] = _uncertainty(final, ops, self.calibration)
                 for key in ("piezo_prototype", "piezo_prototype_distance"):
                     if key in raw:
                         final[key] = raw[key]
@@ -140,17 +139,13 @@ class TensorPredictor:
         return results
 
 
-def _uncertainty(
-    tensors: dict[str, np.ndarray], operations: np.ndarray, calibration: dict, piezo_distance: float | None = None
-) -> dict:
-    """Calibrated one-sigma uncertainties of one crystal's final tensors (piezo: by prototype distance)."""
+def _uncertainty(tensors: dict[str, np.ndarray], operations: np.ndarray, calibration: dict) -> dict:
+    """Calibrated one-sigma uncertainties of one crystal's final tensors."""
     piezo = tensors["piezoelectric"]
     eij_max = 0.0
     if np.any(piezo):
         eij_max = float(longitudinal_coefficients(piezo).max())  # sampled: within ~1 %, ample for a sigma
-    return prediction_uncertainty(
-        tensors, network_invariants(tensors), eij_max, operations, calibration, piezo_distance=piezo_distance
-    )
+    return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration)
 
 
 def _rescale_to_invariants(

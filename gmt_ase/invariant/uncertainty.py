@@ -16,13 +16,7 @@ Calibration data is plain numbers stored in the checkpoint under ``"uncertainty"
                    "piezo_norm": ..},
      "relative_sigma": {"dielectric_electronic": .., "dielectric_ionic": .., "piezoelectric": ..,
                         "elastic": ..},
-     "piezo_by_distance": {"upper_edges": [3.0], "relative_sigma": [.., ..]}}
-
-``piezo_by_distance`` (optional) replaces the piezo tensor's ``relative_sigma`` by values calibrated per bin
-of the piezo prototype's descriptor distance (:mod:`gmt_ase.invariant.piezo_prototypes`; ``inf`` when there
-was none): a tensor transferred from a close, known crystal is right far more often than one from a distant
-one, so its spread is smaller. (The piezo norm's error showed no clear trend with the distance and keeps
-one ``log_sigma``.)
+     "coverage_95_factor": 1.96}
 
 NumPy only.
 """
@@ -37,13 +31,7 @@ import numpy as np
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.invariant.invariant_model import INVARIANTS
 
-__all__ = [
-    "TENSOR_NAMES",
-    "allowed_components",
-    "piezo_relative_sigma",
-    "prediction_uncertainty",
-    "validate_calibration",
-]
+__all__ = ["TENSOR_NAMES", "allowed_components", "prediction_uncertainty", "validate_calibration"]
 
 TENSOR_NAMES = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
 
@@ -70,31 +58,7 @@ def validate_calibration(calibration: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"uncertainty calibration lacks {sorted(missing)}")
     if not all(np.isfinite(v) and v > 0 for v in (*log_sigma.values(), *relative.values())):
         raise ValueError("uncertainty calibration values must be finite and positive")
-    out: dict[str, Any] = {"log_sigma": log_sigma, "relative_sigma": relative}
-    bins = calibration.get("piezo_by_distance")
-    if bins is not None:
-        edges = [float(e) for e in bins["upper_edges"]]
-        sigmas = [float(v) for v in bins["relative_sigma"]]
-        if len(sigmas) != len(edges) + 1:
-            raise ValueError("piezo_by_distance needs one relative_sigma per bin (len(upper_edges) + 1)")
-        if not all(np.isfinite(e) for e in edges) or list(edges) != sorted(set(edges)):
-            raise ValueError("piezo_by_distance upper_edges must be finite and strictly increasing")
-        if not all(np.isfinite(v) and v > 0 for v in sigmas):
-            raise ValueError("uncertainty calibration values must be finite and positive")
-        out["piezo_by_distance"] = {"upper_edges": edges, "relative_sigma": sigmas}
-    return out
-
-
-def piezo_relative_sigma(calibration: Mapping[str, Any], distance: float | None) -> float:
-    """Return the piezo tensor's ``relative_sigma`` for a prototype distance (``piezo_by_distance`` bins).
-
-    ``distance`` is the piezo prototype's descriptor distance (``inf``: none); ``None`` or a calibration
-    without ``piezo_by_distance`` gives the overall value.
-    """
-    bins = calibration.get("piezo_by_distance")
-    if distance is None or bins is None:
-        return calibration["relative_sigma"]["piezoelectric"]
-    return bins["relative_sigma"][int(np.searchsorted(bins["upper_edges"], distance, side="right"))]
+    return {"log_sigma": log_sigma, "relative_sigma": relative}
 
 
 def allowed_components(operations: np.ndarray, rank: int) -> np.ndarray:
@@ -117,7 +81,6 @@ def prediction_uncertainty(
     eij_max: float,
     operations: np.ndarray,
     calibration: Mapping[str, Any],
-    piezo_distance: float | None = None,
 ) -> dict[str, Any]:
     """One-sigma uncertainties of one crystal's final tensors and invariants.
 
@@ -133,9 +96,6 @@ def prediction_uncertainty(
         The crystal's point-group operations.
     calibration
         Validated calibration data (:func:`validate_calibration`).
-    piezo_distance
-        Descriptor distance of the piezo prototype (``inf``: none; ``None``: not known), see
-        :func:`piezo_relative_sigma`.
 
     Returns
     -------
@@ -143,8 +103,7 @@ def prediction_uncertainty(
         Cartesian one-sigma arrays under the tensor names, and one-sigma scalars ``k_vrh``, ``g_vrh``,
         ``eps_electronic_mean``, ``eps_total_mean``, ``piezo_norm`` and ``eij_max``.
     """
-    log_sigma = calibration["log_sigma"]
-    relative = {**calibration["relative_sigma"], "piezoelectric": piezo_relative_sigma(calibration, piezo_distance)}
+    log_sigma, relative = calibration["log_sigma"], calibration["relative_sigma"]
     out: dict[str, Any] = {
         name: _tensor_sigma(np.asarray(tensors[name], dtype=np.float64), relative[name], operations)
         for name in TENSOR_NAMES

@@ -6,9 +6,6 @@ predicts every validation record, then sets
 - per invariant, ``log_sigma = q95(|log error|) / 1.96``: nominal 95 % intervals cover 95 % of the
   validation errors (the errors are heavier-tailed than a normal, so 68 % intervals then cover more);
 - per tensor, ``relative_sigma = q68(||pred - DFT||_F / ||DFT||_F)`` over non-zero DFT tensors,
-- for a model with piezo prototypes, the piezo tensor's ``relative_sigma`` per bin of the prototype's
-  descriptor distance (:data:`PIEZO_DISTANCE_EDGES`; a bin with fewer than :data:`MIN_BIN` tensors keeps
-  the overall value),
 
 and writes a copy of the checkpoint carrying them under ``"uncertainty"``. The test split is never used.
 
@@ -34,15 +31,9 @@ from gmt_ase.invariant.uncertainty import TENSOR_NAMES, validate_calibration
 from gmt_ase.training.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
 from gmt_ase.training.train_invariants import record_invariants
 
-__all__ = ["MIN_BIN", "PIEZO_DISTANCE_EDGES", "calibrate", "main"]
+__all__ = ["calibrate", "main"]
 
 _Z95 = 1.959963984540054
-#: Upper edges of the piezo prototype distance bins: a close prototype, or a farther one (or none). Issue 9,
-#: validation q68 of the relative error below 3 / 3-8 / from 8: 0.65 / 1.50 / 1.40 (22 / 42 / 25 tensors):
-#: only a close prototype makes a measurable difference.
-PIEZO_DISTANCE_EDGES = (3.0,)
-#: Fewest validation tensors a distance bin needs for its own sigmas.
-MIN_BIN = 8
 
 
 def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, Any]:
@@ -56,7 +47,6 @@ def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, A
     outputs = predictor.predict(crystals)
     log_errors: dict[str, list[float]] = {name: [] for name in INVARIANTS}
     relative: dict[str, list[float]] = {name: [] for name in TENSOR_NAMES}
-    piezo_rows: list[tuple[float, float]] = []  # (prototype distance, relative Frobenius error)
     for record, pred in zip(kept, outputs, strict=True):
         truth = record_invariants(record.targets)
         own = network_invariants(pred)
@@ -67,33 +57,14 @@ def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, A
             true = record.targets.get(name)
             if true is not None and np.linalg.norm(true) > 1e-6:
                 relative[name].append(float(np.linalg.norm(pred[name] - true) / np.linalg.norm(true)))
-        true_piezo = record.targets.get("piezoelectric")
-        if "piezo_prototype_distance" in pred and true_piezo is not None and np.linalg.norm(true_piezo) > 1e-6:
-            piezo_rows.append((float(pred["piezo_prototype_distance"]), relative["piezoelectric"][-1]))
     calibration = {
         "log_sigma": {name: float(np.quantile(v, 0.95) / _Z95) for name, v in log_errors.items()},
         "relative_sigma": {name: float(np.quantile(v, 0.68)) for name, v in relative.items()},
         "counts": {**{k: len(v) for k, v in log_errors.items()}, **{k: len(v) for k, v in relative.items()}},
         "method": "validation split: log_sigma = q95(|log error|)/1.96, relative_sigma = q68(relative Frobenius error)",
     }
-    if piezo_rows:
-        calibration["piezo_by_distance"] = _piezo_bins(np.array(piezo_rows), calibration)
     validate_calibration(calibration)
     return calibration
-
-
-def _piezo_bins(rows: np.ndarray, calibration: dict[str, Any]) -> dict[str, Any]:
-    """Calibrate the piezo tensor's relative sigma per prototype-distance bin from (distance, error) rows."""
-    bin_of = np.searchsorted(PIEZO_DISTANCE_EDGES, rows[:, 0], side="right")
-    out: dict[str, Any] = {"upper_edges": list(PIEZO_DISTANCE_EDGES), "relative_sigma": [], "counts": []}
-    for k in range(len(PIEZO_DISTANCE_EDGES) + 1):
-        errors = rows[bin_of == k, 1]
-        out["counts"].append(len(errors))
-        enough = len(errors) >= MIN_BIN
-        out["relative_sigma"].append(
-            float(max(np.quantile(errors, 0.68), 1e-3)) if enough else calibration["relative_sigma"]["piezoelectric"]
-        )
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
