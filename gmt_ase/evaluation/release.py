@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from gmt_ase.evaluation.reports import format_table
-from gmt_ase.inference.io import file_sha256, load_checkpoint, save_checkpoint
+from gmt_ase.inference.io import file_sha256, load_checkpoint, save_atomically, save_checkpoint
 from gmt_ase.nn.model import GMTEnsemble, GMTNet
 
 __all__ = ["PACKAGE_MODELS", "combine_checkpoints", "write_model_card", "main"]
@@ -95,9 +95,7 @@ def _copy_with_version(checkpoint: Path, target: Path, version: str) -> None:
     if payload.get("version") == version:
         shutil.copyfile(checkpoint, target)
         return
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    torch.save({**payload, "version": version}, tmp)
-    tmp.replace(target)
+    save_atomically({**payload, "version": version}, target)
 
 
 def _common_element_features(models: list[GMTNet]) -> list[GMTNet]:

@@ -45,6 +45,7 @@ __all__ = [
     "model_source",
     "read_checkpoint_metadata",
     "resolve_model_path",
+    "save_atomically",
     "save_checkpoint",
     "shipped_model_names",
 ]
@@ -133,11 +134,19 @@ def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: 
         "library_versions": library_versions(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    save_atomically(payload, path)
+    return file_sha256(path)
+
+
+def save_atomically(payload: Any, path: str | Path) -> None:
+    """Write ``payload`` with ``torch.save`` to a temporary file beside ``path``, then rename it.
+
+    An interrupted save never leaves a truncated file.
+    """
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
-    return file_sha256(path)
+    tmp.replace(path)
 
 
 def shipped_model_names() -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
 from gmt_ase.invariant.uncertainty import TENSOR_NAMES, validate_calibration
 from gmt_ase.training.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
@@ -81,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration = calibrate(args.model, records)
     print(json.dumps(calibration, indent=2))
     payload = torch.load(args.apply_to or args.model, map_location="cpu", weights_only=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    torch.save({**payload, "uncertainty": calibration}, tmp)
-    tmp.replace(args.out)
+    save_atomically({**payload, "uncertainty": calibration}, args.out)
     return 0
 
 

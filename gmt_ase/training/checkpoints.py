@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from gmt_ase.inference.io import save_checkpoint
+from gmt_ase.inference.io import save_atomically, save_checkpoint
 from gmt_ase.nn.model import GMTNet, ModelConfig
 from gmt_ase.training.config import TrainConfig
 from gmt_ase.training.loop import evaluate_loss
@@ -64,8 +64,7 @@ def record_epoch(
     snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
     if ema is not None:
         snapshot["ema"] = ema.state_dict()
-    torch.save(snapshot, out / "last.pt.tmp")
-    (out / "last.pt.tmp").replace(out / "last.pt")
+    save_atomically(snapshot, out / "last.pt")
     with open(out / "log.jsonl", "a") as handle:
         handle.write(json.dumps(entry) + "\n")
 

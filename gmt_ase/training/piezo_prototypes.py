@@ -19,6 +19,7 @@ import torch
 
 from gmt_ase.graph.crystal import prepare_crystal
 from gmt_ase.graph.crystal_graph import crystal_graph
+from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.invariant_model import InvariantModel
 from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
 from gmt_ase.training.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
@@ -70,14 +71,11 @@ def build_piezo_prototypes(
     )
 
 
-def attach_piezo_prototypes(checkpoint: Path, prototypes: PiezoPrototypes, out: Path) -> None:
-    """Write a copy of ``checkpoint`` that carries ``prototypes`` (plain data, loads with weights_only)."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+def attach_piezo_prototypes(payload: dict, prototypes: PiezoPrototypes, out: Path) -> None:
+    """Write a copy of a loaded checkpoint ``payload`` that carries ``prototypes`` (plain data, weights_only)."""
     if "invariant_model" not in payload:
-        raise ValueError(f"{checkpoint} has no invariant model: piezo prototypes need its descriptors and norms")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save({**payload, "piezo_prototypes": prototypes.to_dict()}, tmp)
-    tmp.replace(out)
+        raise ValueError("the checkpoint has no invariant model: piezo prototypes need its descriptors and norms")
+    save_atomically({**payload, "piezo_prototypes": prototypes.to_dict()}, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,14 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trusted-frames-only", action="store_true", help="skip records whose frame was repaired")
     parser.add_argument("--out", type=Path, required=True, help="the checkpoint copy to write")
     args = parser.parse_args(argv)
-    payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)  # read once, written once
     if "invariant_model" not in payload:
         raise SystemExit(f"{args.checkpoint} has no invariant model")
     invariant_model = InvariantModel.from_dict(payload["invariant_model"])
     splits = split_by_material(load_records(args.data_dir, ALL_SOURCES))
     records = [r for split in args.splits for r in splits[split] if r.source == "piezoelectric"]
     prototypes = build_piezo_prototypes(records, invariant_model, args.norm_weight, args.trusted_frames_only)
-    attach_piezo_prototypes(args.checkpoint, prototypes, args.out)
+    attach_piezo_prototypes(payload, prototypes, args.out)
     splits = ", ".join(args.splits)
     print(f"{len(prototypes.ids)} piezo prototypes from {len(records)} records ({splits}) -> {args.out}")
     return 0

@@ -30,6 +30,7 @@ from gmt_ase.core.tensors import MODEL_TARGETS, TARGETS, mandel_from_full
 from gmt_ase.graph.crystal import prepare_crystal
 from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
 from gmt_ase.graph.validation import InvalidStructureError
+from gmt_ase.inference.io import save_atomically
 
 __all__ = [
     "LOG_FLOORS",
@@ -184,9 +185,7 @@ def save_samples(path: str | Path, key: str, splits: dict[str, list[Sample]], ex
         "extra": extra,
         "splits": {name: [_sample_to_plain(s) for s in samples] for name, samples in splits.items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_atomically(payload, path)
 
 
 def load_samples(path: str | Path, key: str | None) -> tuple[dict[str, list[Sample]], dict[str, Any]] | None:

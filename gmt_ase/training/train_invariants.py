@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
+from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.boosted_trees import combine_ensembles, from_lightgbm
 from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, element_table_from_pymatgen
 from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
@@ -209,9 +210,7 @@ def attach_invariant_model(checkpoint: Path, invariant_model: InvariantModel, ou
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if abs(float(payload["cutoff"]) - invariant_model.cutoff) > 1e-9:
         raise ValueError(f"invariant model cutoff {invariant_model.cutoff} != checkpoint cutoff {payload['cutoff']}")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save({**payload, "invariant_model": invariant_model.to_dict(binary=True)}, tmp)
-    tmp.replace(out)
+    save_atomically({**payload, "invariant_model": invariant_model.to_dict(binary=True)}, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
