@@ -2,6 +2,7 @@
 
 * :mod:`~gmt_ase.invariant.descriptors`: crystal descriptors (element statistics, volume, bonds);
 * :mod:`~gmt_ase.invariant.boosted_trees`: tree ensembles as plain data, NumPy prediction;
+* :mod:`~gmt_ase.invariant.packed_arrays`: arrays as compressed bytes for the checkpoint;
 * :mod:`~gmt_ase.invariant.invariant_model`: moduli, means and norms from descriptors and the network;
 * :mod:`~gmt_ase.invariant.piezo_prototypes`: piezo directions transferred from the nearest known crystal of the
   same space group, exactly equivariantly;

@@ -11,13 +11,14 @@ learning rate and the initial score into the leaves).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from gmt_ase.invariant.packed_arrays import pack_arrays, unpack_arrays
 
 __all__ = ["TreeEnsemble", "combine_ensembles", "from_lightgbm"]
 
@@ -178,12 +179,8 @@ class TreeEnsemble:
                 raise ValueError(f"{self.n_features} features do not fit the binary form (int16 feature index)")
             arrays = {"feature": self.feature, "left": self.left, "right": self.right, "roots": self.roots,
                       "threshold_or_value": np.where(self.feature >= 0, self.threshold, self.value)}
-            return {
-                "n_features": int(self.n_features),
-                "encoding": _BINARY_ENCODING,
-                **{key: zlib.compress(np.ascontiguousarray(arrays[key], dtype=dtype).tobytes(), 6)
-                   for key, dtype in _BINARY_DTYPES.items()},
-            }
+            return {"n_features": int(self.n_features), "encoding": _BINARY_ENCODING,
+                    **pack_arrays(arrays, _BINARY_DTYPES)}
         return {
             "n_features": int(self.n_features),
             "roots": self.roots.tolist(),
@@ -200,11 +197,7 @@ class TreeEnsemble:
         if "encoding" in data:
             if data["encoding"] != _BINARY_ENCODING:
                 raise ValueError(f"unknown tree encoding {data['encoding']!r}, expected {_BINARY_ENCODING!r}")
-            try:
-                arrays = {key: np.frombuffer(zlib.decompress(data[key]), dtype=dtype)
-                          for key, dtype in _BINARY_DTYPES.items()}
-            except (zlib.error, ValueError) as error:
-                raise ValueError(f"corrupt tree data: {error}") from error
+            arrays = unpack_arrays(data, _BINARY_DTYPES, "tree")
             split, both = arrays["feature"] >= 0, arrays.pop("threshold_or_value")
             if len(both) != len(split):
                 raise ValueError("tree arrays must all have one entry per node")

@@ -25,7 +25,6 @@ arrays stored in the checkpoint under ``"piezo_prototypes"``. NumPy and the core
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,6 +34,7 @@ import numpy as np
 
 from gmt_ase.core.symmetry import lattice_operations, reynolds_projection
 from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable
+from gmt_ase.invariant.packed_arrays import pack_arrays, unpack_arrays
 
 __all__ = [
     "FAR_DISTANCE",
@@ -311,10 +311,7 @@ class PiezoPrototypes:
             "norm_weight": float(self.norm_weight),
             "ids": list(self.ids),
             "n": len(self.ids),
-            **{
-                key: zlib.compress(np.ascontiguousarray(getattr(self, key), dtype=dtype).tobytes(), 6)
-                for key, dtype in _ARRAYS.items()
-            },
+            **pack_arrays({key: getattr(self, key) for key in _ARRAYS}, _ARRAYS),
         }
 
     @classmethod
@@ -325,12 +322,8 @@ class PiezoPrototypes:
         n, names = int(data["n"]), tuple(data["descriptor_names"])
         widths = {"space_groups": None, "descriptors": len(names), "tensors": 27, "norms": None,
                   "relations": N_BOND_TENSORS}
-        arrays = {}
-        for key, dtype in _ARRAYS.items():
-            try:
-                flat = np.frombuffer(zlib.decompress(data[key]), dtype=dtype)
-            except (zlib.error, ValueError) as error:
-                raise ValueError(f"corrupt piezo prototype data ({key}): {error}") from error
+        arrays = unpack_arrays(data, _ARRAYS, "piezo prototype")
+        for key, flat in list(arrays.items()):
             width = widths[key]
             if flat.size != n * (width or 1):
                 raise ValueError(f"corrupt piezo prototype data ({key}): {flat.size} values for {n} prototypes")
