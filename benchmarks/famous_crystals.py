@@ -62,7 +62,7 @@ def main() -> None:
         piezo = [r for r in matches if r.targets.get("piezoelectric") is not None]
         if piezo and np.linalg.norm(piezo[0].targets["piezoelectric"]) > 1e-6:
             dft = piezo[0].targets["piezoelectric"]
-            (on_record,) = calc.predict([piezo[0].structure])
+            (on_record,) = [result] if piezo[0] is matches[0] else calc.predict([piezo[0].structure])
             ml = voigt_to_full(on_record.piezoelectric)
             cosine = float(np.sum(ml * dft) / max(np.linalg.norm(ml) * np.linalg.norm(dft), 1e-30))
             ok = np.linalg.norm(ml - dft) <= 0.25 * np.linalg.norm(dft)
