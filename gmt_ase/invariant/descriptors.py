@@ -24,6 +24,7 @@ __all__ = [
     "ElementTable",
     "crystal_descriptors",
     "element_table_from_pymatgen",
+    "first_shell",
 ]
 
 #: Raw element properties (pymatgen ``Element`` attribute names, ``covalent_radius`` from ASE).
@@ -308,6 +309,19 @@ def _bond_network_features(
     ]
 
 
+def first_shell(
+    centre: np.ndarray, lengths: np.ndarray, n_atoms: int, no_neighbour: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each atom's nearest-neighbour distance and the edges of the first shells.
+
+    An edge is in its centre atom's first shell when it is at most :data:`FIRST_SHELL_FACTOR` times that
+    atom's nearest distance; an atom without edges gets ``no_neighbour`` as its nearest distance.
+    """
+    nearest = np.full(n_atoms, float(no_neighbour))
+    np.minimum.at(nearest, centre, lengths)
+    return nearest, lengths <= FIRST_SHELL_FACTOR * nearest[centre]
+
+
 def crystal_descriptors(
     numbers: np.ndarray,
     cell: np.ndarray,
@@ -349,12 +363,10 @@ def crystal_descriptors(
 
     centre, neighbour = edge_index
     lengths = np.linalg.norm(edge_vec, axis=1)
-    nearest = np.full(n_atoms, float(cutoff))
-    np.minimum.at(nearest, centre, lengths)
+    nearest, in_shell = first_shell(centre, lengths, n_atoms, cutoff)
     nearest_ratio = np.full(n_atoms, np.inf)
     np.minimum.at(nearest_ratio, centre, lengths / (radius[centre] + radius[neighbour]))
     nearest_ratio[~np.isfinite(nearest_ratio)] = cutoff / (2.0 * radius[~np.isfinite(nearest_ratio)])
-    in_shell = lengths <= FIRST_SHELL_FACTOR * nearest[centre]
     coordination = np.bincount(centre[in_shell], minlength=n_atoms).astype(float)
     neighbours = np.bincount(centre, minlength=n_atoms).astype(float)
     bond_dx = np.abs(electronegativity[centre[in_shell]] - electronegativity[neighbour[in_shell]])

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gmt_ase.core.symmetry import lattice_operations, reynolds_projection
-from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable
+from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable, first_shell
 from gmt_ase.invariant.packed_arrays import pack_arrays, unpack_arrays
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-#: Bonds up to this factor times a site's nearest-neighbour distance form its first shell.
-FIRST_SHELL_FACTOR = 1.25
 #: Number of bond tensors of :func:`bond_tensors`.
 N_BOND_TENSORS = 9
 #: Standardised descriptor distance from which the nearest prototype says little. Issue 9, 152 held-out piezo
@@ -94,12 +92,10 @@ def bond_tensors(
     out = np.zeros((N_BOND_TENSORS, 3, 3, 3))
     if len(centre) == 0:
         return out
-    electronegativity = table.values[:, table.names.index("X")][numbers]
+    electronegativity = table.column("X")[numbers]
     length = np.linalg.norm(edge_vec, axis=1)
-    nearest = np.full(len(numbers), np.inf)
-    np.minimum.at(nearest, centre, length)
+    _, shell = first_shell(centre, length, len(numbers), np.inf)  # the descriptors' first shells
     difference = electronegativity[neighbour] - electronegativity[centre]
-    shell = length <= FIRST_SHELL_FACTOR * nearest[centre]
     weights = (
         (shell, difference),
         (shell, np.sign(difference) / length**2),
