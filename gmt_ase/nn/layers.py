@@ -77,7 +77,12 @@ class _PairLinear(nn.Module):
 
     def forward(self, h: torch.Tensor, rbf: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         centre, neighbour = edge_index
-        return self.centre(h)[centre] + self.neighbour(h)[neighbour] + self.radial(rbf)  # (E, out)
+        # index_select and in-place sums: the same additions in the same order as
+        # ``centre(h)[centre] + neighbour(h)[neighbour] + radial(rbf)``, about twice as fast on the CPU
+        out = self.centre(h).index_select(0, centre)  # (E, out)
+        out += self.neighbour(h).index_select(0, neighbour)
+        out += self.radial(rbf)
+        return out
 
 
 class InvariantConv(nn.Module):
