@@ -349,3 +349,23 @@ def test_ensemble_piezo_combination_does_not_shrink_disagreeing_signs() -> None:
     assert np.linalg.norm(out) == pytest.approx(np.mean([np.linalg.norm(t) for t in noisy]))
     zeros = combine_odd_tensors(torch.zeros(3, 2, 3, 3, 3, dtype=torch.float64))
     assert torch.count_nonzero(zeros) == 0
+
+
+def test_pair_linear_is_a_linear_map_of_the_concatenated_edge_features() -> None:
+    """``A h_i + B h_j + C rbf_ij`` (gathered, summed in place) equals one linear layer on the concatenation,
+    and its gradients reach every weight and the node features."""
+    from gmt_ase.nn.layers import _PairLinear
+
+    generator = torch.Generator().manual_seed(3)
+    layer = _PairLinear(dim=5, num_radial=4, out_dim=6).double()
+    h = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    rbf = torch.randn(20, 4, dtype=torch.float64, generator=generator)
+    edge_index = torch.randint(0, 7, (2, 20), generator=generator)
+    weight = torch.cat([layer.centre.weight, layer.neighbour.weight, layer.radial.weight], dim=1)
+    concatenated = torch.cat([h[edge_index[0]], h[edge_index[1]], rbf], dim=1)
+    expected = concatenated @ weight.T + layer.centre.bias
+    out = layer(h, rbf, edge_index)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    out.square().sum().backward()
+    grads = [h.grad, layer.centre.weight.grad, layer.neighbour.weight.grad, layer.radial.weight.grad]
+    assert all(g is not None and torch.count_nonzero(g) > 0 for g in grads)
