@@ -23,6 +23,7 @@ __all__ = [
     "ELEMENT_PROPERTIES",
     "ElementTable",
     "crystal_descriptors",
+    "descriptor_columns",
     "element_table_from_pymatgen",
     "first_shell",
 ]
@@ -307,6 +308,18 @@ def _bond_network_features(
         len(lengths) / volume,
         *angles[6:],
     ]
+
+
+def descriptor_columns(names: Sequence[str], user: str) -> np.ndarray:
+    """Positions of descriptor ``names`` in :data:`DESCRIPTOR_NAMES` (the columns a stored model reads).
+
+    ``user`` names the model in the error, e.g. ``"invariant model uses"``; a name this code does not
+    compute raises ``ValueError``.
+    """
+    missing = [name for name in names if name not in DESCRIPTOR_NAMES]
+    if missing:
+        raise ValueError(f"{user} descriptors this code does not compute: {missing}")
+    return np.array([DESCRIPTOR_NAMES.index(name) for name in names], dtype=np.int64)
 
 
 def first_shell(

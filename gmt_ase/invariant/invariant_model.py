@@ -29,7 +29,12 @@ from gmt_ase.core.invariants import (
     vrh_moduli,
 )
 from gmt_ase.invariant.boosted_trees import TreeEnsemble
-from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable, crystal_descriptors
+from gmt_ase.invariant.descriptors import (
+    DESCRIPTOR_NAMES,
+    ElementTable,
+    crystal_descriptors,
+    descriptor_columns,
+)
 
 __all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", "network_invariants"]
 
@@ -120,9 +125,7 @@ class InvariantModel:
         unknown = set(self.targets) - set(INVARIANTS)
         if unknown:
             raise ValueError(f"unknown invariants {sorted(unknown)}; known: {list(INVARIANTS)}")
-        missing = [name for name in self.descriptor_names if name not in DESCRIPTOR_NAMES]
-        if missing:
-            raise ValueError(f"invariant model uses descriptors this code does not compute: {missing}")
+        _ = self._columns  # resolving the columns refuses descriptors this code does not compute
         for name, target in self.targets.items():
             if target.trees.n_features != len(self.descriptor_names):
                 raise ValueError(
@@ -133,7 +136,7 @@ class InvariantModel:
     @cached_property
     def _columns(self) -> np.ndarray:
         """Positions of the model's descriptors in :data:`DESCRIPTOR_NAMES` (found once per model)."""
-        return np.array([DESCRIPTOR_NAMES.index(name) for name in self.descriptor_names], dtype=np.int64)
+        return descriptor_columns(self.descriptor_names, "invariant model uses")
 
     def to_dict(self, binary: bool = False) -> dict[str, Any]:
         """Plain data: JSON-serialisable, or with ``binary`` the compact form the checkpoint stores."""
@@ -179,7 +182,7 @@ class InvariantModel:
 
         See :meth:`all_descriptors`; the columns are the model's :attr:`descriptor_names`.
         """
-        return self.all_descriptors(graphs, cells)[:, self._columns]
+        return self.columns(self.all_descriptors(graphs, cells))
 
     def columns(self, all_descriptors: np.ndarray) -> np.ndarray:
         """Select the model's columns of an :meth:`all_descriptors` array."""

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gmt_ase.core.symmetry import lattice_operations, reynolds_projection
-from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable, first_shell
+from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, ElementTable, descriptor_columns, first_shell
 from gmt_ase.invariant.packed_arrays import pack_arrays, unpack_arrays
 
 __all__ = [
@@ -193,13 +193,12 @@ class PiezoPrototypes:
             raise ValueError(f"norm_weight must be in [0, 1], got {self.norm_weight}")
         if n and not (np.all(np.isfinite(self.tensors)) and np.all(self.norms > 0)):
             raise ValueError("piezo prototypes must be finite with positive norms")
-        missing = [name for name in self.descriptor_names if name not in DESCRIPTOR_NAMES]
-        if missing:
-            raise ValueError(f"piezo prototypes use descriptors this code does not compute: {missing}")
+        _ = self._columns  # resolving the columns refuses descriptors this code does not compute
 
     @cached_property
     def _columns(self) -> np.ndarray:
-        return np.array([DESCRIPTOR_NAMES.index(name) for name in self.descriptor_names], dtype=np.int64)
+        """Positions of the prototypes' descriptors in :data:`DESCRIPTOR_NAMES` (found once)."""
+        return descriptor_columns(self.descriptor_names, "piezo prototypes use")
 
     @cached_property
     def _scaled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
