@@ -369,3 +369,52 @@ def test_pair_linear_is_a_linear_map_of_the_concatenated_edge_features() -> None
     out.square().sum().backward()
     grads = [h.grad, layer.centre.weight.grad, layer.neighbour.weight.grad, layer.radial.weight.grad]
     assert all(g is not None and torch.count_nonzero(g) > 0 for g in grads)
+
+
+# --------------------------------------------------------------------------------------------------
+# the fused self tensor product of inference
+# --------------------------------------------------------------------------------------------------
+def test_fused_self_product_is_the_e3nn_product_and_equivariant() -> None:
+    """The frozen per-pair matrices give e3nn's ``x (x) x`` (both orders of every pair of irreps) to float64
+    rounding, and the map commutes with a rotation-reflection acting on input and output irreps."""
+    from e3nn import o3
+
+    from gmt_ase.nn.fused_product import FusedSelfProduct
+
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(5)
+        irreps = o3.Irreps("3x0e+2x1o+2x2e+1x3o+1x4e")
+        product = o3.FullyConnectedTensorProduct(irreps, irreps, "6x0e+3x1o+2x2o+3x2e+2x3o+2x4e").double()
+        x = irreps.randn(11, -1, dtype=torch.float64)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    fused = FusedSelfProduct(product)
+    with torch.no_grad():
+        expected = product(x, x)
+        torch.testing.assert_close(fused(x, x), expected, rtol=1e-12, atol=1e-12)
+        angles = torch.tensor([0.7, 2.1, -1.3], dtype=torch.float64)  # a rotation times the inversion (k=1)
+        d_in, d_out = (ir.D_from_angles(*angles, k=torch.tensor(1)) for ir in (irreps, product.irreps_out))
+        x_rotated = x @ d_in.T
+        # e3nn's Clebsch-Gordan tables hold float32 digits: its own product is equivariant to ~1e-7 relative
+        torch.testing.assert_close(fused(x_rotated, x_rotated), expected @ d_out.T, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="same tensor twice"):
+        fused(x, x.clone())
+
+
+def test_fused_model_matches_the_e3nn_model(base_models: dict[str, GMTNet], nacl: Atoms) -> None:
+    """Fusing a model's self products (as every predictor does) keeps its outputs and leaves the
+    caller's model untouched."""
+    from gmt_ase.nn.fused_product import FusedSelfProduct, fuse_self_products
+
+    model = copy.deepcopy(base_models["fresh"]).double()
+    structures = [rattled(nacl, 0.05, seed=1)]
+    expected = run_model(model, structures, torch.float64)
+    fused = fuse_self_products(copy.deepcopy(model))
+    assert any(isinstance(m, FusedSelfProduct) for m in fused.modules())
+    assert not any(isinstance(m, FusedSelfProduct) for m in model.modules())
+    for key, value in run_model(fused, structures, torch.float64)[0].items():
+        assert_close(value, expected[0][key], 1e-10, 1e-12, key)
+    predictor = TensorPredictor(base_models["checkpoint"], {"species": list(range(1, 95)), "cutoff": 5.0}, "")
+    assert any(isinstance(m, FusedSelfProduct) for m in predictor.model.modules())
+    assert not any(isinstance(m, FusedSelfProduct) for m in base_models["checkpoint"].modules())
