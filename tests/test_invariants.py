@@ -339,5 +339,17 @@ def test_uncertainty_is_zero_exactly_where_symmetry_forbids_and_has_the_calibrat
     # 6mm allows 3 independent piezo constants in 7 non-zero entries of e_ijk; m-3m allows none
     assert allowed_components(zno, 3).sum() == 7
     assert not allowed_components(nacl, 3).any()
+    # a batch of groups of different orders, zero-padded with weights, gives each group's own masks
+    padded = np.zeros((2, 48, 3, 3))
+    padded[0, : len(zno)], padded[1] = zno, nacl
+    weights = np.zeros((2, 48))
+    weights[0, : len(zno)], weights[1] = 1.0, 1.0
+    for rank in (2, 3, 4):
+        batched = allowed_components(padded, rank, weights)
+        assert np.array_equal(batched[0], allowed_components(zno, rank))
+        assert np.array_equal(batched[1], allowed_components(nacl, rank))
+    masks = {rank: allowed_components(zno, rank) for rank in (2, 3, 4)}
+    given = prediction_uncertainty(tensors, network_invariants(tensors), 1.0, zno, calibration, masks)
+    assert all(np.array_equal(given[name], sigma[name]) for name in ("elastic", "piezoelectric"))
     with pytest.raises(ValueError, match="lacks"):
         validate_calibration({"log_sigma": {}, "relative_sigma": {}})

@@ -22,7 +22,7 @@ from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.invariant.invariant_model import PIEZO_ZERO, InvariantModel, network_invariants
 from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
-from gmt_ase.invariant.uncertainty import prediction_uncertainty, validate_calibration
+from gmt_ase.invariant.uncertainty import allowed_components, prediction_uncertainty, validate_calibration
 from gmt_ase.nn.fused_product import fuse_self_products
 from gmt_ase.nn.model import OUTPUT_KEYS
 
@@ -127,27 +127,52 @@ class TensorPredictor:
             tensors = [{k: arrays[k][b] for k in OUTPUT_KEYS} for b in range(len(chunk))]
             if self.invariant_model is not None:
                 tensors = _rescale_to_invariants(self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes)
-            for crystal, raw in zip(chunk, tensors, strict=True):
-                if crystal.all_atoms_equivalent:
-                    raw["dielectric_ionic"] = np.zeros((3, 3))
-                ops = np.asarray(crystal.operations, dtype=np.float64)
-                final = {k: reynolds_projection(raw[k], ops, rank=raw[k].ndim) for k in OUTPUT_KEYS}
-                if self.calibration is not None:
-                    final["uncertainty"] = _uncertainty(final, ops, self.calibration)
-                for key in ("piezo_prototype", "piezo_prototype_distance"):
-                    if key in raw:
-                        final[key] = raw[key]
-                results.append(final)
+            results.extend(self._symmetrised(chunk, tensors))
+        return results
+
+    def _symmetrised(self, chunk: Sequence[CrystalInput], tensors: list[dict[str, np.ndarray]]) -> list[dict]:
+        """Project a chunk's tensors onto each crystal's operations at once, in float64; add uncertainties."""
+        for crystal, raw in zip(chunk, tensors, strict=True):
+            if crystal.all_atoms_equivalent:
+                raw["dielectric_ionic"] = np.zeros((3, 3))
+        ops, weights = _padded_operations(chunk)
+        stacked = {k: np.stack([raw[k] for raw in tensors]) for k in OUTPUT_KEYS}
+        projected = {k: reynolds_projection(v, ops, weights, rank=v.ndim - 1) for k, v in stacked.items()}
+        ranks = {v.ndim - 1 for v in stacked.values()}
+        masks = {rank: allowed_components(ops, rank, weights) for rank in ranks} if self.calibration is not None else {}
+        results = []
+        for b, (crystal, raw) in enumerate(zip(chunk, tensors, strict=True)):
+            final = {k: projected[k][b] for k in OUTPUT_KEYS}
+            if self.calibration is not None:
+                operations = np.asarray(crystal.operations, dtype=np.float64)
+                crystal_masks = {rank: mask[b] for rank, mask in masks.items()}
+                final["uncertainty"] = _uncertainty(final, operations, self.calibration, crystal_masks)
+            for key in ("piezo_prototype", "piezo_prototype_distance"):
+                if key in raw:
+                    final[key] = raw[key]
+            results.append(final)
         return results
 
 
-def _uncertainty(tensors: dict[str, np.ndarray], operations: np.ndarray, calibration: dict) -> dict:
-    """Calibrated one-sigma uncertainties of one crystal's final tensors."""
+def _padded_operations(crystals: Sequence[CrystalInput]) -> tuple[np.ndarray, np.ndarray]:
+    """(B, G, 3, 3) float64 operations of ``crystals`` zero-padded to the largest group, and (B, G) weights."""
+    operations = [np.asarray(crystal.operations, dtype=np.float64) for crystal in crystals]
+    size = max(len(ops) for ops in operations)
+    padded, weights = np.zeros((len(operations), size, 3, 3)), np.zeros((len(operations), size))
+    for b, ops in enumerate(operations):
+        padded[b, : len(ops)], weights[b, : len(ops)] = ops, 1.0
+    return padded, weights
+
+
+def _uncertainty(
+    tensors: dict[str, np.ndarray], operations: np.ndarray, calibration: dict, masks: dict[int, np.ndarray]
+) -> dict:
+    """Calibrated one-sigma uncertainties of one crystal's final tensors (``masks``: allowed components)."""
     piezo = tensors["piezoelectric"]
     eij_max = 0.0
     if np.any(piezo):
         eij_max = float(longitudinal_coefficients(piezo).max())  # sampled: within ~1 %, ample for a sigma
-    return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration)
+    return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration, masks)
 
 
 def _rescale_to_invariants(

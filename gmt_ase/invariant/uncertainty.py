@@ -61,14 +61,17 @@ def validate_calibration(calibration: Mapping[str, Any]) -> dict[str, Any]:
     return {"log_sigma": log_sigma, "relative_sigma": relative}
 
 
-def allowed_components(operations: np.ndarray, rank: int) -> np.ndarray:
-    """Boolean mask of the Cartesian components a point group allows to be non-zero."""
-    projected = reynolds_projection(_PROBES[rank], np.asarray(operations, dtype=np.float64), rank=rank)
+def allowed_components(operations: np.ndarray, rank: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of the Cartesian components a point group allows to be non-zero.
+
+    ``operations`` is (G, 3, 3), or (B, G, 3, 3) zero-padded with (B, G) ``weights`` for a batch of crystals
+    (see :func:`gmt_ase.core.symmetry.reynolds_projection`); the mask is then (B, 3, ..., 3).
+    """
+    projected = reynolds_projection(_PROBES[rank], np.asarray(operations, dtype=np.float64), weights, rank=rank)
     return np.abs(projected) > 1e-9
 
 
-def _tensor_sigma(tensor: np.ndarray, relative: float, operations: np.ndarray) -> np.ndarray:
-    mask = allowed_components(operations, tensor.ndim)
+def _tensor_sigma(tensor: np.ndarray, relative: float, mask: np.ndarray) -> np.ndarray:
     n_allowed = int(mask.sum())
     if n_allowed == 0:
         return np.zeros_like(tensor)
@@ -81,6 +84,7 @@ def prediction_uncertainty(
     eij_max: float,
     operations: np.ndarray,
     calibration: Mapping[str, Any],
+    masks: Mapping[int, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """One-sigma uncertainties of one crystal's final tensors and invariants.
 
@@ -96,6 +100,9 @@ def prediction_uncertainty(
         The crystal's point-group operations.
     calibration
         Validated calibration data (:func:`validate_calibration`).
+    masks
+        The :func:`allowed_components` of ``operations`` by tensor rank, when the caller has them already
+        (computed for a whole batch at once); found from ``operations`` otherwise.
 
     Returns
     -------
@@ -104,10 +111,11 @@ def prediction_uncertainty(
         ``eps_electronic_mean``, ``eps_total_mean``, ``piezo_norm`` and ``eij_max``.
     """
     log_sigma, relative = calibration["log_sigma"], calibration["relative_sigma"]
-    out: dict[str, Any] = {
-        name: _tensor_sigma(np.asarray(tensors[name], dtype=np.float64), relative[name], operations)
-        for name in TENSOR_NAMES
-    }
+    out: dict[str, Any] = {}
+    for name in TENSOR_NAMES:
+        tensor = np.asarray(tensors[name], dtype=np.float64)
+        mask = masks[tensor.ndim] if masks is not None else allowed_components(operations, tensor.ndim)
+        out[name] = _tensor_sigma(tensor, relative[name], mask)
     for name, offset in INVARIANTS.items():
         out[name] = float(max(invariants[name] - offset, 0.0) * log_sigma[name])
     out["eij_max"] = float(eij_max * log_sigma["piezo_norm"])
