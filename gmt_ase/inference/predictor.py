@@ -49,6 +49,14 @@ class TensorPredictor:
     copy_model
         Work on a private copy of ``model`` (default), so that moving it to ``device``/``dtype`` never
         changes the caller's module; ``False`` takes over a module nobody else holds (a fresh load).
+
+    Attributes
+    ----------
+    model
+        The inference copy: on ``device`` in ``dtype``, in eval mode, with its self tensor products frozen
+        into matrix products (:func:`gmt_ase.nn.fused_product.fuse_self_products`). It predicts exactly
+        what the checkpoint's network does but holds no trainable product weights: train or save the
+        loaded checkpoint's model, never this one.
     """
 
     def __init__(
