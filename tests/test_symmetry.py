@@ -248,6 +248,28 @@ def test_batched_torch_projection_with_padding_matches_numpy(wurtzite_zno, rutil
     np.testing.assert_allclose(out.numpy()[1], reynolds_projection(tensors[1], ops_b), atol=1e-12)
 
 
+@pytest.mark.parametrize("rank", RANKS)
+@pytest.mark.parametrize(
+    ("tensor_batch", "ops_batch"), [((), ()), ((5,), ()), ((), (4,)), ((4,), (4,)), ((2, 4), (4,))]
+)
+def test_numpy_and_torch_projections_agree_for_every_batch_layout(rank, tensor_batch, ops_batch):
+    """The NumPy path (batched matmuls, index cycling) and the torch path (einsum, index by index) are two
+    implementations of one projection: they agree in float64 for shared, per-crystal and broadcast
+    operations, with and without weights."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(rank)
+    ops = np.linalg.qr(rng.normal(size=(*ops_batch, 6, 3, 3)))[0]  # orthogonal, not a group: any map works
+    tensor = rng.normal(size=(*tensor_batch, *(3,) * rank))
+    weights = rng.random((*ops_batch, 6))
+    for w in (None, weights):
+        expected = reynolds_projection(
+            torch.as_tensor(tensor), torch.as_tensor(ops), None if w is None else torch.as_tensor(w), rank=rank
+        ).numpy()
+        projected = reynolds_projection(tensor, ops, w, rank=rank)
+        assert projected.shape == np.broadcast_shapes(tensor_batch, ops_batch) + (3,) * rank
+        np.testing.assert_allclose(projected, expected, rtol=0, atol=1e-13)
+
+
 def test_batch_of_rank2_tensors_with_shared_operations_needs_and_uses_rank(rutile):
     # Three rank-2 tensors stacked as (3, 3, 3) look exactly like one rank-3 tensor: only ``rank`` tells.
     ops = point_group_operations(rutile)

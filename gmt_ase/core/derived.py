@@ -12,6 +12,7 @@ dielectric quantities dimensionless.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -133,7 +134,15 @@ def longitudinal_coefficients(piezo_full: np.ndarray) -> np.ndarray:
     The set is a 2000-point Fibonacci sphere; the maximum is within ~1 % of the refined
     :func:`longitudinal_piezo_max`.
     """
-    return np.einsum("ijk,ni,nj,nk->n", piezo_full, _SPHERE, _SPHERE, _SPHERE)
+    return _sphere_cubes() @ np.asarray(piezo_full, dtype=np.float64).reshape(27)
+
+
+@functools.cache
+def _sphere_cubes() -> np.ndarray:
+    """(2000, 27) products ``n_i n_j n_k`` of the sphere points: one matrix-vector product per tensor."""
+    cubes = np.einsum("ni,nj,nk->nijk", _SPHERE, _SPHERE, _SPHERE).reshape(len(_SPHERE), 27)
+    cubes.flags.writeable = False
+    return cubes
 
 
 def longitudinal_piezo_max(piezo_voigt: np.ndarray) -> tuple[float, np.ndarray]:

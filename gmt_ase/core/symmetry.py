@@ -314,25 +314,49 @@ def reynolds_projection(tensor: Any, operations: Any, weights: Any = None, *, ra
         If the shapes do not fit ``rank`` or ``rank`` is not 1 to 4.
     """
     rank = _tensor_rank(tuple(tensor.shape), tuple(operations.shape), rank)
-    inp, out = _INDEX_LETTERS[:rank], _OUTPUT_LETTERS[:rank]
     if type(tensor).__module__.startswith("torch"):
-        import torch
-
-        einsum, expand = torch.einsum, (lambda x: x.unsqueeze(-1))
+        rotated, expand = _rotated_copies_torch(tensor, operations, rank), (lambda x: x.unsqueeze(-1))
     else:
-        einsum, expand = np.einsum, (lambda x: np.expand_dims(x, -1))
         tensor, operations = np.asarray(tensor), np.asarray(operations)
-    # Rotate one index at a time: O(G 3^(rank+1)) work instead of a G 3^(2 rank) intermediate.
-    rotated = einsum(f"...g{out[0]}{inp[0]},...{inp}->...g{out[0]}{inp[1:]}", operations, tensor)
-    for k in range(1, rank):
-        current, done = out[:k] + inp[k:], out[: k + 1] + inp[k + 1 :]
-        rotated = einsum(f"...g{out[k]}{inp[k]},...g{current}->...g{done}", operations, rotated)
+        rotated, expand = _rotated_copies_numpy(tensor, operations, rank), (lambda x: np.expand_dims(x, -1))
     if weights is None:
         return rotated.mean(-1 - rank)
     w = weights
     for _ in range(rank):
         w = expand(w)  # (..., G, 1, ..., 1)
     return (rotated * w).sum(-1 - rank) / w.sum(-1 - rank)
+
+
+def _rotated_copies_torch(tensor: Any, operations: Any, rank: int) -> Any:
+    """(..., G, 3, ..., 3): ``tensor`` rotated by each operation, one index at a time (torch einsum).
+
+    Rotating index by index costs O(G 3^(rank+1)) instead of building a G 3^(2 rank) intermediate.
+    """
+    import torch
+
+    inp, out = _INDEX_LETTERS[:rank], _OUTPUT_LETTERS[:rank]
+    rotated = torch.einsum(f"...g{out[0]}{inp[0]},...{inp}->...g{out[0]}{inp[1:]}", operations, tensor)
+    for k in range(1, rank):
+        current, done = out[:k] + inp[k:], out[: k + 1] + inp[k + 1 :]
+        rotated = torch.einsum(f"...g{out[k]}{inp[k]},...g{current}->...g{done}", operations, rotated)
+    return rotated
+
+
+def _rotated_copies_numpy(tensor: np.ndarray, operations: np.ndarray, rank: int) -> np.ndarray:
+    """(..., G, 3, ..., 3): ``tensor`` rotated by each operation, one index at a time (NumPy matmul).
+
+    Each step multiplies the leading Cartesian index by the operations, as a batch of (3, 3) @ (3, 3^(rank-1))
+    matrix products, and then cycles that index to the end; after ``rank`` steps every index is rotated and
+    back in place. NumPy's batched matmul is about three times faster here than its einsum loops.
+    """
+    n_ops = operations.shape[-3]
+    batch = np.broadcast_shapes(tensor.shape[: tensor.ndim - rank], operations.shape[:-3])
+    cartesian = (3,) * rank
+    rotated = np.broadcast_to(np.expand_dims(tensor, -1 - rank), (*batch, n_ops, *cartesian))
+    for _ in range(rank):
+        rotated = operations @ rotated.reshape(*batch, n_ops, 3, 3 ** (rank - 1))
+        rotated = np.moveaxis(rotated.reshape(*batch, n_ops, *cartesian), -rank, -1)
+    return rotated
 
 
 def _tensor_rank(shape: tuple[int, ...], ops_shape: tuple[int, ...], rank: int | None) -> int:
