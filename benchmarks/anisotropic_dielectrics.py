@@ -2,9 +2,12 @@
 
 Issue 9 asks for eps_inf EwT25 >= 65 % on strongly anisotropic crystals. Here the held-out dielectric records
 (test split by default) are binned by the ratio of the largest to the smallest eigenvalue of the DFT eps_inf,
-and each bin's EwT25 (Frobenius error within 25 % of the DFT tensor's norm) is printed for the model and for the
-isotropic oracle, ``mean(DFT eigenvalues) * I``: the ceiling of every prediction without a shape, such as a
-composition model's mean. A model that beats the oracle in the anisotropic bins has learnt the shape.
+and each bin's EwT25 (Frobenius error within 25 % of the DFT tensor's norm) is printed for the model and for two
+oracles that are given the DFT mean eigenvalue: the isotropic one, ``mean * I`` (the ceiling of every prediction
+without a shape, such as a composition model's mean), and the model's own shape rescaled to the DFT mean
+(``1 + (eps - 1) * (mean_DFT - 1) / (mean_ML - 1)``, the isotropic map the invariant model uses). The model's
+shape beats the isotropic oracle where it knows the anisotropy; the gap between the model and its shape oracle
+is what its mean costs.
 Run from the repository root: ``python benchmarks/anisotropic_dielectrics.py [--model default] [--split test]``.
 """
 
@@ -43,16 +46,22 @@ def main() -> None:
     kept = np.array([r.ok for r in results])
     pred = np.stack([voigt_to_full(r.dielectric_electronic) if ok else np.full((3, 3), np.nan)
                      for r, ok in zip(results, kept, strict=True)])
-    oracle = eigenvalues.mean(axis=1)[:, None, None] * np.eye(3)
+    mean_true = eigenvalues.mean(axis=1)[:, None, None]
+    oracle = mean_true * np.eye(3)
+    mean_pred = np.trace(pred, axis1=1, axis2=2)[:, None, None] / 3
+    shape = np.eye(3) + (pred - np.eye(3)) * (mean_true - 1) / (mean_pred - 1)
     model_ok, oracle_ok = within_25(pred, true) & kept, within_25(oracle, true)
+    shape_ok = within_25(shape, true) & kept
     print(f"{args.split} split, {len(records)} eps_inf tensors ({int((~kept).sum())} not predicted), "
           f"model {args.model}")
-    print("| anisotropy (max/min eigenvalue) | crystals | model EwT25 | isotropic oracle EwT25 |")
-    print("| --- | --- | --- | --- |")
+    print("| anisotropy (max/min eigenvalue) | crystals | model EwT25 | model shape at DFT mean "
+          "| isotropic at DFT mean |")
+    print("| --- | --- | --- | --- | --- |")
     for edge in RATIO_EDGES:
         rows = ratio >= edge
         if rows.any():
-            print(f"| >= {edge:g} | {int(rows.sum())} | {model_ok[rows].mean():.1%} | {oracle_ok[rows].mean():.1%} |")
+            print(f"| >= {edge:g} | {int(rows.sum())} | {model_ok[rows].mean():.1%} | {shape_ok[rows].mean():.1%} "
+                  f"| {oracle_ok[rows].mean():.1%} |")
 
 
 if __name__ == "__main__":
