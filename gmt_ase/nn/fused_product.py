@@ -5,9 +5,9 @@ many-body block), which on a CPU costs mostly call overhead. With its weights fi
 feature vector with itself is a fixed bilinear map: for every pair of input irreps ``(a, b)`` with
 ``a <= b`` and every output irrep ``c`` that the pair reaches, the outer product ``x_a (x) x_b`` (flattened)
 times one precomputed matrix gives the pair's contribution to ``c``. The matrices are read off the e3nn
-module itself by evaluating it on basis vectors (in float64), so the fused map is the same bilinear map,
-exactly equivariant, and equal to e3nn's output up to floating-point rounding; it is three times faster for
-the shipped model.
+module itself by evaluating it on basis vectors (in float64), so the fused map is the same bilinear map (as
+equivariant as e3nn's own) and equal to e3nn's output up to floating-point rounding; it is three times faster
+for the shipped model.
 
 The fused module is a snapshot: it carries no parameters and does not follow later changes of the e3nn
 weights, so it belongs to inference only (:func:`fuse_self_products` on a private copy of a trained model).
@@ -104,7 +104,7 @@ def fuse_self_products(model: nn.Module) -> nn.Module:
     For inference on a private copy of a trained model (the fused products are frozen snapshots and do
     not train). Returns ``model``.
     """
-    for module in model.modules():
+    for module in list(model.modules()):  # a list: the loop replaces submodules
         if isinstance(module, GatedBlock) and isinstance(module.product, o3.TensorProduct):
             module.product = FusedSelfProduct(module.product)
     return model
