@@ -418,3 +418,29 @@ def test_fused_model_matches_the_e3nn_model(base_models: dict[str, GMTNet], nacl
     predictor = TensorPredictor(base_models["checkpoint"], {"species": list(range(1, 95)), "cutoff": 5.0}, "")
     assert any(isinstance(m, FusedSelfProduct) for m in predictor.model.modules())
     assert not any(isinstance(m, FusedSelfProduct) for m in base_models["checkpoint"].modules())
+
+
+def test_ensemble_shares_edge_features_and_equals_its_members_run_alone(nacl: Atoms) -> None:
+    """The ensemble computes the radial basis, envelope and harmonics once for all members; each member's
+    outputs are bit-identical to running it alone, and the ensemble combines them as documented."""
+    from gmt_ase.nn.model import GMTEnsemble, combine_odd_tensors
+
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(4)
+        ensemble = GMTEnsemble(FRESH_CONFIG, 2).double().eval()
+        with torch.no_grad():
+            for parameter in ensemble.members[1].parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    graphs = [identity_graph(rattled(nacl, 0.05, seed=s), FRESH_CONFIG.cutoff) for s in (2, 3)]
+    batch = collate(graphs, torch.float64)
+    with torch.no_grad():
+        combined = ensemble(batch)
+        alone = [member(batch) for member in ensemble.members]
+    assert not torch.equal(alone[0]["elastic"], alone[1]["elastic"])
+    for key in ("elastic", "dielectric_electronic", "dielectric_ionic"):
+        torch.testing.assert_close(combined[key], (alone[0][key] + alone[1][key]) / 2, rtol=0, atol=0)
+    expected_piezo = combine_odd_tensors(torch.stack([out["piezoelectric"] for out in alone]))
+    torch.testing.assert_close(combined["piezoelectric"], expected_piezo, rtol=0, atol=0)

@@ -122,17 +122,20 @@ class EquivariantDensity(nn.Module):
         self.radial_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, sum(channels)))
         self.norm = avg_num_neighbors
 
+    def harmonics(self, edge_vec: torch.Tensor) -> torch.Tensor:
+        """Spherical harmonics (E, (lmax+1)^2) of the edge directions, component-normalised."""
+        return o3.spherical_harmonics(self.irreps_sh, edge_vec, normalize=True, normalization="component")
+
     def forward(
         self,
         h: torch.Tensor,
         rbf: torch.Tensor,
         envelope: torch.Tensor,
-        edge_vec: torch.Tensor,
+        sh: torch.Tensor,
         edge_index: torch.Tensor,
     ) -> torch.Tensor:
-        """Return node features (N, irreps_out.dim)."""
+        """Return node features (N, irreps_out.dim) given the edges' :meth:`harmonics` ``sh``."""
         centre, neighbour = edge_index
-        sh = o3.spherical_harmonics(self.irreps_sh, edge_vec, normalize=True, normalization="component")
         weights = self.radial_out(self.radial_in(h, rbf, edge_index))  # (E, sum c)
         weights = weights * envelope.unsqueeze(-1)
         parts, w_start = [], 0

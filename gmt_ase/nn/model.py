@@ -168,19 +168,30 @@ class GMTNet(nn.Module):
             self.register_buffer(f"basis_rank{rank}", cartesian_basis(rank), persistent=False)
         self.register_buffer("mandel", mandel_basis(), persistent=False)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Predict all targets for a collated batch."""
-        edge_index, edge_vec = batch["edge_index"], batch["edge_vec"]  # (2, E), (E, 3)
-        num_crystals = batch["num_atoms"].shape[0]
+    def edge_features(self, edge_vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Radial basis (E, R), envelope (E,) and spherical harmonics (E, (lmax+1)^2) of the edge vectors.
+
+        They depend on the configuration only (no trained weights), so models of one configuration share them.
+        """
         r = edge_vec.norm(dim=-1)  # (E,)
-        rbf, env = self.radial(r), polynomial_envelope(r, self.config.cutoff)  # (E, R), (E,)
+        return self.radial(r), polynomial_envelope(r, self.config.cutoff), self.density.harmonics(edge_vec)
+
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Predict all targets for a collated batch (``edges``: its :meth:`edge_features`, if known)."""
+        edge_index = batch["edge_index"]  # (2, E)
+        num_crystals = batch["num_atoms"].shape[0]
+        rbf, env, sh = edges if edges is not None else self.edge_features(batch["edge_vec"])
 
         h = self.embedding(batch["numbers"])  # (N, F)
         if self.config.element_features:
             h = h + self.element_projection(self.element_table[batch["numbers"]].to(h.dtype))
         for layer in self.invariant:
             h = layer(h, rbf, env, edge_index)
-        a = self.density(h, rbf, env, edge_vec, edge_index)  # (N, dim A)
+        a = self.density(h, rbf, env, sh, edge_index)  # (N, dim A)
         x = self.many_body(torch.cat([h, a], dim=-1))  # (N, dim hidden)
 
         pooled = scatter_mean(torch.cat([x, h], dim=-1), batch["atom_crystal"], num_crystals)  # (B, D)
@@ -245,8 +256,12 @@ class GMTEnsemble(nn.Module):
         self.members = nn.ModuleList([first, *(clone_module(first) for _ in range(size - 1))])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Average every output of the members; piezo tensors are combined without shrinking them."""
-        outputs = [member(batch) for member in self.members]
+        """Average every output of the members; piezo tensors are combined without shrinking them.
+
+        The members share one configuration, so the edge features are computed once for all of them.
+        """
+        edges = self.members[0].edge_features(batch["edge_vec"])
+        outputs = [member(batch, edges) for member in self.members]
         combined = {key: torch.stack([out[key] for out in outputs]).mean(0) for key in outputs[0]}
         combined["piezoelectric"] = combine_odd_tensors(torch.stack([out["piezoelectric"] for out in outputs]))
         return combined
