@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,15 @@ import torch
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.neighbors import neighbor_list
 
-__all__ = ["BATCH_KEYS", "CrystalGraph", "build_graph", "collate", "crystal_graph", "neighbor_list"]
+__all__ = [
+    "BATCH_KEYS",
+    "CrystalGraph",
+    "build_graph",
+    "collate",
+    "crystal_graph",
+    "neighbor_list",
+    "padded_operations",
+]
 
 #: Keys of a collated batch and their shapes (N atoms, E edges, B crystals, G max. operations).
 BATCH_KEYS: Mapping[str, str] = {
@@ -82,18 +91,28 @@ def crystal_graph(crystal: CrystalInput, cutoff: float) -> CrystalGraph:
     )
 
 
+def padded_operations(operations: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack point groups of different orders: (B, G, 3, 3) float64, identity-padded, and (B, G) weights.
+
+    A weight is 1 for a real operation and 0 for padding, as :func:`gmt_ase.core.symmetry.reynolds_projection`
+    expects; G is the largest group's order.
+    """
+    groups = [np.asarray(ops, dtype=np.float64) for ops in operations]
+    size = max(len(ops) for ops in groups)
+    padded = np.tile(np.eye(3), (len(groups), size, 1, 1))
+    weights = np.zeros((len(groups), size))
+    for b, ops in enumerate(groups):
+        padded[b, : len(ops)], weights[b, : len(ops)] = ops, 1.0
+    return padded, weights
+
+
 def collate(graphs: Sequence[CrystalGraph], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Concatenate crystal graphs into one batch dictionary (keys: :data:`BATCH_KEYS`)."""
     if not graphs:
         raise ValueError("cannot collate an empty list of crystal graphs")
     num_atoms = np.array([len(g.numbers) for g in graphs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(num_atoms)[:-1]])
-    max_ops = max(len(g.operations) for g in graphs)
-    operations = np.tile(np.eye(3), (len(graphs), max_ops, 1, 1))  # (B, G, 3, 3)
-    weights = np.zeros((len(graphs), max_ops))
-    for b, g in enumerate(graphs):
-        operations[b, : len(g.operations)] = g.operations
-        weights[b, : len(g.operations)] = 1.0
+    operations, weights = padded_operations([g.operations for g in graphs])  # (B, G, 3, 3), (B, G)
     return {
         "numbers": torch.from_numpy(np.concatenate([g.numbers for g in graphs])),
         "edge_index": torch.from_numpy(

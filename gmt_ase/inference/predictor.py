@@ -18,7 +18,7 @@ import torch
 from gmt_ase.core.derived import longitudinal_coefficients
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
-from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph
+from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph, padded_operations
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.invariant.invariant_model import PIEZO_ZERO, InvariantModel, network_invariants
 from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
@@ -143,7 +143,7 @@ class TensorPredictor:
         for crystal, raw in zip(chunk, tensors, strict=True):
             if crystal.all_atoms_equivalent:
                 raw["dielectric_ionic"] = np.zeros((3, 3))
-        ops, weights = _padded_operations(chunk)
+        ops, weights = padded_operations([crystal.operations for crystal in chunk])
         stacked = {k: np.stack([raw[k] for raw in tensors]) for k in OUTPUT_KEYS}
         projected = {k: reynolds_projection(v, ops, weights, rank=v.ndim - 1) for k, v in stacked.items()}
         ranks = {v.ndim - 1 for v in stacked.values()}
@@ -160,16 +160,6 @@ class TensorPredictor:
                     final[key] = raw[key]
             results.append(final)
         return results
-
-
-def _padded_operations(crystals: Sequence[CrystalInput]) -> tuple[np.ndarray, np.ndarray]:
-    """(B, G, 3, 3) float64 operations of ``crystals`` zero-padded to the largest group, and (B, G) weights."""
-    operations = [np.asarray(crystal.operations, dtype=np.float64) for crystal in crystals]
-    size = max(len(ops) for ops in operations)
-    padded, weights = np.zeros((len(operations), size, 3, 3)), np.zeros((len(operations), size))
-    for b, ops in enumerate(operations):
-        padded[b, : len(ops)], weights[b, : len(ops)] = ops, 1.0
-    return padded, weights
 
 
 def _uncertainty(
