@@ -17,14 +17,25 @@ if TYPE_CHECKING:
     from gmt_ase.calculator import GMTCalculator
     from gmt_ase.predict import predict_tensors
     from gmt_ase.results import PredictionFailure, TensorPrediction
+    from gmt_ase.storage import load_results, store_results
 
-__all__ = ["GMTCalculator", "PredictionFailure", "TensorPrediction", "__version__", "predict_tensors"]
+__all__ = [
+    "GMTCalculator",
+    "PredictionFailure",
+    "TensorPrediction",
+    "__version__",
+    "load_results",
+    "predict_tensors",
+    "store_results",
+]
 
 _LAZY = {
     "GMTCalculator": "gmt_ase.calculator",
     "predict_tensors": "gmt_ase.predict",
     "TensorPrediction": "gmt_ase.results",
     "PredictionFailure": "gmt_ase.results",
+    "store_results": "gmt_ase.storage",
+    "load_results": "gmt_ase.storage",
 }
 
 

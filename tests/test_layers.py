@@ -29,11 +29,13 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"core", "graph", "nn", "inference"},
     "training": {*_LOWER, "predict", "results", "training"},
     "evaluation": {*_LOWER, "predict", "results", "training", "evaluation"},
-    "cli": {*_LOWER, "_version", "predict", "results", "calculator", "training", "evaluation", "cli"},
+    "cli": {*_LOWER, "_version", "predict", "results", "calculator", "training", "evaluation", "cli", "distributed"},
     "workflows": {"", "core", "results", "calculator", "predict"},  # "" is ``from gmt_ase import ...``
+    "storage": {"core", "results"},
+    "distributed": {"core", "inference", "predict", "results", "distributed"},
     "_version": set(),
     "models": set(),  # package data (checkpoints and cards)
-    "__init__": {"_version", "calculator", "predict", "results"},
+    "__init__": {"_version", "calculator", "predict", "results", "storage", "distributed"},
 }
 #: Third-party packages a layer may import at module level (lazy imports inside functions are listed below).
 THIRD_PARTY: dict[str, set[str]] = {
@@ -81,7 +83,15 @@ def _target_layer(name: str) -> str | None:
         return ""
     if parts[1] == "workflows":
         return "workflows"
-    if parts[1] in {"GMTCalculator", "predict_tensors", "TensorPrediction", "PredictionFailure", "__version__"}:
+    if parts[1] in {
+        "GMTCalculator",
+        "predict_tensors",
+        "TensorPrediction",
+        "PredictionFailure",
+        "__version__",
+        "store_results",
+        "load_results",
+    }:
         return ""
     return parts[1]
 
