@@ -88,7 +88,7 @@ def compute_stats(records: Sequence[Any]) -> dict[str, Any]:
         crystals[family].add(record.material_id)
         for symbol in symbols:
             elements[family][symbol].add(record.material_id)
-        if family != "elastic" and is_likely_metallic(symbols):
+        if family != "elastic" and is_likely_metallic(structure.composition.get_el_amt_dict()):
             metallic.append(f"{record.material_id} {structure.composition.reduced_formula} ({family})")
         for key, value in _record_invariants(record.targets).items():
             if np.isfinite(value):
