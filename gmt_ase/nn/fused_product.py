@@ -4,10 +4,11 @@ e3nn's :class:`~e3nn.o3.FullyConnectedTensorProduct` runs one small contraction 
 many-body block), which on a CPU costs mostly call overhead. With its weights fixed, the product of a
 feature vector with itself is a fixed bilinear map: for every pair of input irreps ``(a, b)`` with
 ``a <= b`` and every output irrep ``c`` that the pair reaches, the outer product ``x_a (x) x_b`` (flattened)
-times one precomputed matrix gives the pair's contribution to ``c``. The matrices are read off the e3nn
-module itself by evaluating it on basis vectors (in float64), so the fused map is the same bilinear map (as
-equivariant as e3nn's own) and equal to e3nn's output up to floating-point rounding; it is three times faster
-for the shipped model.
+times one precomputed matrix gives the pair's contribution to ``c``. The matrices are built in closed form
+(float64) from the module's instructions, weights, path weights and Wigner 3j blocks, the way e3nn's
+generated code contracts them, so the fused map is the same bilinear map (as equivariant as e3nn's own) and
+equal to e3nn's output up to floating-point rounding; building them takes milliseconds, and the fused map
+is three times faster than e3nn's for the shipped model.
 
 The fused module is a snapshot: it carries no parameters and does not follow later changes of the e3nn
 weights, so it belongs to inference only (:func:`fuse_self_products` on a private copy of a trained model).
@@ -15,13 +16,17 @@ weights, so it belongs to inference only (:func:`fuse_self_products` on a privat
 
 from __future__ import annotations
 
-import copy
+from math import prod
+from typing import TYPE_CHECKING
 
 import torch
 from e3nn import o3
 from torch import nn
 
 from gmt_ase.nn.layers import GatedBlock
+
+if TYPE_CHECKING:
+    from e3nn.o3._tensor_product._instruction import Instruction
 
 __all__ = ["FusedSelfProduct", "fuse_self_products"]
 
@@ -75,27 +80,103 @@ class FusedSelfProduct(nn.Module):
 def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch.Tensor]]:
     """List ``(a, b, c, M)``: ``M`` is the (dim_a dim_b, dim_c) matrix of input pair ``a <= b`` into output ``c``.
 
-    Read off in float64 from basis vectors: ``B(e_p, e_q) + B(e_q, e_p)`` for ``a < b`` (both orders of the
-    pair, as ``x (x) x`` contains both) and ``B(e_p, e_q)`` for ``a == b``; all-zero blocks are dropped.
+    Closed form, in float64, from the product's own instructions and weights, contracted as e3nn's generated
+    code does: instruction ``(a, b, c)`` maps ``x_a[u, i] y_b[v, j]`` to ``out_c[w, k]`` with coefficient
+    ``path_weight * W[u, v, w] * C[i, j, k]`` (``W``: the instruction's weights in ``uvw`` form,
+    :func:`_uvw_weights`; ``C``: its Wigner 3j block, :func:`_wigner_block`). For ``a < b`` the pair's matrix
+    also holds instruction ``(b, a, c)`` with its two inputs swapped, as ``x (x) x`` contains both orders;
+    all-zero blocks are dropped. Milliseconds, where reading the map off the module costs seconds.
     """
-    probe = copy.deepcopy(product).to(torch.float64)  # .to() converts in place: never the caller's module
-    basis = torch.eye(product.irreps_in1.dim, dtype=torch.float64, device=next(product.parameters()).device)
-    slices = product.irreps_in1.slices()
-    out_slices = product.irreps_out.slices()
+    irreps_in, irreps_out = product.irreps_in1, product.irreps_out
+    tensors: dict[tuple[int, int, int], torch.Tensor] = {}  # (a, b, c) -> (mul_a d_a, mul_b d_b, mul_c d_c)
+    weights = product.weight.detach().to(torch.float64).cpu()
+    buffers = dict(product.named_buffers())
+    specialised = bool(getattr(product, "_specialized_code", True))
+    offset = 0
+    for ins in product.instructions:
+        size = prod(ins.path_shape) if ins.has_weight else 0
+        if 0 in ins.path_shape:
+            offset += size
+            continue
+        w = _uvw_weights(ins, weights[offset : offset + size], irreps_in, irreps_out)  # (mul_a, mul_b, mul_c)
+        offset += size
+        ls = (irreps_in[ins.i_in1].ir.l, irreps_in[ins.i_in2].ir.l, irreps_out[ins.i_out].ir.l)
+        cg = _wigner_block(buffers, ls, exact=_exact_formula(ins, ls, specialised))  # (d_a, d_b, d_c)
+        block = ins.path_weight * torch.einsum("uvw,ijk->uivjwk", w, cg)
+        block = block.reshape(w.shape[0] * cg.shape[0], w.shape[1] * cg.shape[1], w.shape[2] * cg.shape[2])
+        key = (ins.i_in1, ins.i_in2, ins.i_out)
+        tensors[key] = tensors[key] + block if key in tensors else block
+    device = product.weight.device
     found = []
-    for a, slice_a in enumerate(slices):
-        for b in range(a, len(slices)):
-            slice_b = slices[b]
-            p = torch.arange(slice_a.start, slice_a.stop).repeat_interleave(slice_b.stop - slice_b.start)
-            q = torch.arange(slice_b.start, slice_b.stop).repeat(slice_a.stop - slice_a.start)
-            matrix = probe(basis[p], basis[q])
-            if a != b:
-                matrix = matrix + probe(basis[q], basis[p])
-            for c, out_slice in enumerate(out_slices):
-                block = matrix[:, out_slice]
-                if torch.count_nonzero(block):
-                    found.append((a, b, c, block.contiguous()))
+    for a in range(len(irreps_in)):
+        for b in range(a, len(irreps_in)):
+            for c in range(len(irreps_out)):
+                matrix = tensors.get((a, b, c))
+                if a != b and (b, a, c) in tensors:
+                    swapped = tensors[(b, a, c)].transpose(0, 1)
+                    matrix = swapped if matrix is None else matrix + swapped
+                if matrix is not None and torch.count_nonzero(matrix):
+                    found.append((a, b, c, matrix.reshape(-1, matrix.shape[-1]).contiguous().to(device)))
     return found
+
+
+def _uvw_weights(ins: Instruction, flat: torch.Tensor, irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> torch.Tensor:
+    """Return the (mul_a, mul_b, mul_c) weights of one instruction in any connection mode (ones if unweighted)."""
+    mul_a, mul_b, mul_c = irreps_in[ins.i_in1].mul, irreps_in[ins.i_in2].mul, irreps_out[ins.i_out].mul
+    w = flat.reshape(ins.path_shape) if ins.has_weight else torch.ones(ins.path_shape, dtype=torch.float64)
+    full = torch.zeros(mul_a, mul_b, mul_c, dtype=torch.float64)
+    u, v = torch.meshgrid(torch.arange(mul_a), torch.arange(mul_b), indexing="ij")
+    mode = ins.connection_mode
+    if mode == "uvw":
+        full = w.clone()
+    elif mode == "uvu":
+        full[u, v, u] = w
+    elif mode == "uvv":
+        full[u, v, v] = w
+    elif mode == "uuw":
+        full[torch.arange(mul_a), torch.arange(mul_a)] = w
+    elif mode == "uuu":
+        full[torch.arange(mul_a), torch.arange(mul_a), torch.arange(mul_a)] = w
+    elif mode == "uvuv":
+        full[u, v, u * mul_b + v] = w
+    elif mode in ("uvu<v", "u<vw"):
+        upper_u, upper_v = torch.triu_indices(mul_a, mul_b, 1)
+        if mode == "uvu<v":
+            full[upper_u, upper_v, torch.arange(len(upper_u))] = w
+        else:
+            full[upper_u, upper_v] = w
+    else:
+        raise ValueError(f"unknown e3nn connection mode {mode!r}")
+    return full
+
+
+def _exact_formula(ins: Instruction, ls: tuple[int, int, int], specialised: bool) -> bool:
+    """Whether e3nn's generated code computes this path with an exact formula instead of a stored 3j block.
+
+    Mirrors e3nn 0.5-0.6's ``codegen_tensor_product_left_right``: with specialised code on, the modes ``uvw``,
+    ``uvu``, ``uvv``, ``uuw`` and ``uuu`` use ``1 / sqrt(dim)`` when an ``l`` is 0 (``uvu`` and ``uuw`` only
+    when weighted) and ``uuu`` uses the cross product for ``1 x 1 -> 1``.
+    """
+    mode = ins.connection_mode
+    if not specialised or mode not in ("uvw", "uvu", "uvv", "uuw", "uuu"):
+        return False
+    if not ins.has_weight and mode in ("uvu", "uuw"):
+        return False
+    return 0 in ls or (mode == "uuu" and ls == (1, 1, 1))
+
+
+def _wigner_block(buffers: dict[str, torch.Tensor], ls: tuple[int, int, int], exact: bool) -> torch.Tensor:
+    """Return the (2 l1 + 1, 2 l2 + 1, 2 l3 + 1) Wigner 3j block that a path contracts with, in float64.
+
+    e3nn's generated code keeps the blocks it contracts with as buffers, built in the dtype that was the
+    default when the module was made (float32 digits, as a rule): take those, so the fused map is the
+    module's own. Paths it computes with exact formulas (``exact``, :func:`_exact_formula`) get
+    :func:`e3nn.o3.wigner_3j` in float64, which equals those formulas.
+    """
+    stored = buffers.get("_compiled_main_left_right._w3j_{}_{}_{}".format(*ls))
+    if stored is not None and not exact:
+        return stored.detach().to(device="cpu", dtype=torch.float64)
+    return o3.wigner_3j(*ls, dtype=torch.float64)
 
 
 def fuse_self_products(model: nn.Module) -> nn.Module:
