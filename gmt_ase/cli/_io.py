@@ -8,6 +8,7 @@ handled by :mod:`gmt_ase.cli._output`.
 from __future__ import annotations
 
 import glob
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +20,48 @@ from gmt_ase.results import SCALAR_STD_KEYS, TENSOR_UNITS
 
 __all__ = ["InputItem", "csv_columns", "flatten_row", "resolve_paths", "stream_structures"]
 
-_FORMATS = {".cif": "cif", ".vasp": "vasp", ".poscar": "vasp", ".extxyz": "extxyz", ".xyz": "extxyz"}
+_FORMATS = {
+    ".cif": "cif",
+    ".vasp": "vasp",
+    ".poscar": "vasp",
+    ".extxyz": "extxyz",
+    ".xyz": "extxyz",
+    ".traj": "traj",
+    ".json": "json",
+}
 _VASP_NAMES = ("POSCAR", "CONTCAR")
 _AXES = "xyz"
 _VOIGT_LABELS = tuple(_AXES[i] + _AXES[j] for i, j in VOIGT_PAIRS)  # xx yy zz yz xz xy
 _SUFFIX = {"GPa": "_GPa", "C/m^2": "_C_per_m2", "pC/N": "_pC_per_N", "1": "", "bool": ""}
-_META = ("source", "index", "ok", "error_type", "error", "model_sha256", "path", "frame", "symprec",
-         "space_group", "space_group_number", "point_group")
+#: Columns copied from the JSON row as they are; ``permanent`` marks a failure that a rerun skips while the
+#: input file keeps its ``input_stamp`` (size and modification time).
+_ROW_META = (
+    "source",
+    "index",
+    "ok",
+    "error_type",
+    "error",
+    "model_sha256",
+    "path",
+    "frame",
+    "symprec",
+    "permanent",
+    "input_stamp",
+)
+_META = (*_ROW_META, "space_group", "space_group_number", "point_group")
 #: Applicability warnings (joined by " | "), why there is no uncertainty and the piezo prototype's material
 #: id; then one-sigma columns.
 _QUALITY = ("n_warnings", "warnings", "uncertainty_note", "piezo_prototype")
-_FORMAT_NAMES = {"cif": "CIF", "vasp": "POSCAR", "extxyz": "extxyz", None: "structure"}
+_FORMAT_NAMES = {
+    "cif": "CIF",
+    "vasp": "POSCAR",
+    "extxyz": "extxyz",
+    "traj": "ASE trajectory",
+    "json": "ASE JSON database",
+    None: "structure",
+}
+#: What a folder scan reads, for the note about skipped files.
+STRUCTURE_FILES = "*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*, *.extxyz, *.xyz, *.traj, *.json"
 
 
 def _ase_format(path: Path) -> str | None:
@@ -38,13 +70,18 @@ def _ase_format(path: Path) -> str | None:
     return _FORMATS.get(path.suffix.lower())
 
 
-def _is_structure_file(path: Path) -> bool:
-    return path.is_file() and _ase_format(path) is not None
-
-
 def _folder_files(folder: Path, recursive: bool, notes: list[str]) -> list[Path]:
     pattern = "**/*" if recursive else "*"
-    found = sorted(p for p in folder.glob(pattern) if _is_structure_file(p))
+    files = [p for p in folder.glob(pattern) if p.is_file()]
+    found = sorted(p for p in files if _ase_format(p) is not None)
+    other = [p for p in files if _ase_format(p) is None and not p.name.startswith(".")]
+    skipped = Counter(p.suffix.lower() or p.name for p in other)
+    if skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
+        notes.append(
+            f"{folder}: skipped {sum(skipped.values())} file(s) that are not structure files ({kinds}); "
+            f"read: {STRUCTURE_FILES}"
+        )
     subfolders = [p for p in folder.iterdir() if p.is_dir()] if not recursive else []
     if subfolders:
         notes.append(f"{folder}: {len(subfolders)} subfolder(s) not searched (use --recursive)")
@@ -78,7 +115,8 @@ def resolve_paths(patterns: Sequence[str], recursive: bool = False) -> tuple[lis
         else:
             found = [path] if path.is_file() else []
         if not found:
-            extra = f" ({notes[-1].split(': ', 1)[1]})" if notes and notes[-1].startswith(f"{path}:") else ""
+            mine = [note.split(": ", 1)[1] for note in notes if note.startswith(f"{path}:")]
+            extra = f" ({'; '.join(mine)})" if mine else ""
             raise FileNotFoundError(f"no structure files found for {pattern!r}{extra}")
         paths.extend(p for p in found if p not in paths)
     return paths, notes
@@ -108,11 +146,25 @@ class StructureReadError(ValueError):
 
 
 def _read_error(path: Path, fmt: str | None, error: Exception) -> StructureReadError:
+    """Explain what ASE's readers raise (their own messages can be a bare ``KeyError: 'Xx'``)."""
+    from ase.data import chemical_symbols
+
     detail = str(error).strip() or "the file does not parse"
-    if isinstance(error, ValueError) and "broadcast" in detail:
-        detail = f"truncated or malformed (too few lines or numbers): {detail}"
     what = _FORMAT_NAMES.get(fmt, fmt)
-    return StructureReadError(f"cannot read {path} as a {what} file: {type(error).__name__}: {detail}")
+    word = error.args[0] if isinstance(error, KeyError) and error.args else None
+    if isinstance(word, str) and word not in chemical_symbols:
+        reason = f"unknown element symbol {word!r}"
+    elif isinstance(error, ValueError) and "broadcast" in detail:
+        reason = f"truncated or malformed (too few lines or numbers): {detail}"
+    elif fmt == "cif" and isinstance(error, AttributeError | IndexError | TypeError | AssertionError | KeyError):
+        reason = (
+            "not a valid CIF (corrupt or truncated?): an atom-site, cell or symmetry entry does not parse, "
+            "e.g. an unknown element symbol or a '?' placeholder; "
+            f"ASE's reader raised {type(error).__name__}: {detail}"
+        )
+    else:
+        reason = f"{type(error).__name__}: {detail}"
+    return StructureReadError(f"cannot read {path} as a {what} file: {reason}")
 
 
 def stream_structures(paths: Sequence[Path]) -> Iterator[InputItem]:
@@ -164,8 +216,12 @@ def _tensor_values(row: dict[str, Any], std: str = "") -> list[float | None]:
 def _flatten_quality(row: dict[str, Any], flat: dict[str, Any]) -> None:
     """Warnings, the no-uncertainty note and the one-sigma columns (empty when the model has no spread)."""
     warnings = row.get("warnings") or []
-    flat.update(n_warnings=len(warnings), warnings=" | ".join(" ".join(w.splitlines()) for w in warnings),
-                uncertainty_note=row.get("uncertainty_note"), piezo_prototype=row.get("piezo_prototype"))
+    flat.update(
+        n_warnings=len(warnings),
+        warnings=" | ".join(" ".join(w.splitlines()) for w in warnings),
+        uncertainty_note=row.get("uncertainty_note"),
+        piezo_prototype=row.get("piezo_prototype"),
+    )
     uncertainty = row.get("uncertainty") or {}
     if all(uncertainty.get(f"{name}_std") is not None for name in TENSOR_UNITS):
         std_row = {f"{name}_std": uncertainty[f"{name}_std"] for name in TENSOR_UNITS}
@@ -190,18 +246,27 @@ def _derived_columns() -> list[tuple[str, str, tuple[int, ...] | None]]:
 
 def csv_columns() -> list[str]:
     """Return the fixed CSV header: metadata, warnings, tensors, derived values, one-sigma values; units in names."""
-    return [*_META, *_QUALITY, *_tensor_columns(), *(column for column, _, _ in _derived_columns()),
-            *_tensor_columns("_std"), *(column for column, _ in _scalar_std_columns())]
+    return [
+        *_META,
+        *_QUALITY,
+        *_tensor_columns(),
+        *(column for column, _, _ in _derived_columns()),
+        *_tensor_columns("_std"),
+        *(column for column, _ in _scalar_std_columns()),
+    ]
 
 
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     """Flatten a JSON row (see ``TensorPrediction.to_dict``) into CSV columns; missing values stay empty."""
-    flat = {key: row.get(key) for key in _META[:9]}
+    flat = {key: row.get(key) for key in _ROW_META}
     if isinstance(flat["error"], str):  # one line per CSV record: resume and compaction rely on it
         flat["error"] = " ".join(flat["error"].splitlines())
     symmetry = row.get("symmetry") or {}
-    flat.update(space_group=symmetry.get("space_group_symbol"), space_group_number=symmetry.get(
-        "space_group_number"), point_group=symmetry.get("point_group"))
+    flat.update(
+        space_group=symmetry.get("space_group_symbol"),
+        space_group_number=symmetry.get("space_group_number"),
+        point_group=symmetry.get("point_group"),
+    )
     if row.get("ok"):
         _flatten_quality(row, flat)
         flat.update(zip(_tensor_columns(), _tensor_values(row), strict=True))

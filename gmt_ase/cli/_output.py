@@ -4,7 +4,10 @@ Rows are appended and flushed one by one, so a killed run leaves at most one par
 :func:`read_resume_state` trims before the run resumes. Every check here runs before the model is loaded.
 
 Resume key of a row: the input's resolved absolute path and frame, and the ``symprec`` used; one output
-file holds the results of one model (its sha256 is checked). A key whose last row is an error is retried.
+file holds the results of one model (its sha256 is checked). A key whose last row is an error is retried,
+unless the error is ``permanent`` (the file cannot be read, or the model refuses the structure: the same
+input always fails again) and the file still has the ``input_stamp`` (size and modification time) of that
+row: then a rerun skips it without loading the model.
 """
 
 from __future__ import annotations
@@ -21,8 +24,16 @@ from typing import Any
 
 from gmt_ase.cli._io import csv_columns, flatten_row
 
-__all__ = ["OutputError", "ResumeState", "check_output", "compact_output", "open_writer", "read_resume_state",
-           "row_key"]
+__all__ = [
+    "OutputError",
+    "ResumeState",
+    "check_output",
+    "compact_output",
+    "input_stamp",
+    "open_writer",
+    "read_resume_state",
+    "row_key",
+]
 
 #: A gmt-ase row starts with this (JSON lines); a partial last line is trimmed only if it does.
 ROW_PREFIX = '{"source": '
@@ -35,10 +46,23 @@ class OutputError(ValueError):
 
 @dataclass
 class ResumeState:
-    """What an existing output holds: the last ``ok`` per resume key, and whether a partial line was cut."""
+    """What an existing output holds: the last ``ok`` per resume key, and whether a partial line was cut.
+
+    ``permanent`` maps the keys whose last row is a permanent failure to the input stamp of that row.
+    """
 
     last_ok: dict[tuple[str, float | None], bool] = field(default_factory=dict)
+    permanent: dict[tuple[str, float | None], str] = field(default_factory=dict)
     trimmed_partial_line: bool = False
+
+
+def input_stamp(path: Path) -> str | None:
+    """``"<size>:<mtime_ns>"`` of an input file (None if it cannot be read): a changed file is retried."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _is_csv(path: Path) -> bool:
@@ -88,8 +112,10 @@ def _text_lines(path: Path) -> list[str]:
 
 
 def _foreign(path: Path, line: int, what: str) -> OutputError:
-    return OutputError(f"{path} line {line}: {what}; not a gmt-ase output (or damaged): refusing to write to it. "
-                       "Use a new output file, or remove the line if the rest is yours")
+    return OutputError(
+        f"{path} line {line}: {what}; not a gmt-ase output (or damaged): refusing to write to it. "
+        "Use a new output file, or remove the line if the rest is yours"
+    )
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -154,9 +180,15 @@ def read_resume_state(path: Path, model_sha256: str | None) -> ResumeState:
     for number, row in _rows(path):  # raises OutputError for a foreign or damaged file, before any change
         sha = row.get("model_sha256") or None
         if sha != model_sha256:
-            raise OutputError(f"{path} line {number} holds results of another model (sha256 {sha}); "
-                              "use a new output file for this model")
-        state.last_ok[row_key(row)] = row.get("ok") in (True, "True")
+            raise OutputError(
+                f"{path} line {number} holds results of another model (sha256 {sha}); "
+                "use a new output file for this model"
+            )
+        key = row_key(row)
+        state.last_ok[key] = row.get("ok") in (True, "True")
+        state.permanent.pop(key, None)
+        if row.get("permanent") in (True, "True") and row.get("input_stamp"):
+            state.permanent[key] = str(row["input_stamp"])
     state.trimmed_partial_line = _trim_partial_line(path)
     return state
 

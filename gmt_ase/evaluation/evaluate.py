@@ -235,11 +235,27 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def missing_data_files(data_dir: Path) -> list[str]:
+    """Return the data files (relative to ``data_dir``) that evaluation reads and that are not there."""
+    from gmt_ase.training.sources import SOURCE_FILES
+
+    return [name for name in SOURCE_FILES.values() if not (Path(data_dir) / name).is_file()]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ``evaluate`` command; return the exit code."""
     from gmt_ase.inference.cache import load_predictor
     from gmt_ase.inference.io import CheckpointError
 
+    missing = missing_data_files(args.data_dir)
+    if missing:  # checked before the model is loaded
+        print(
+            f"gmt-ase evaluate: the labelled tensor data are not in {args.data_dir} (missing: {', '.join(missing)}). "
+            "They are not shipped with the installed package: run from a clone of the gmt_ase repository "
+            "(its data/ folder) or pass --data-dir DIR",
+            file=sys.stderr,
+        )
+        return 2
     try:
         predictor = load_predictor(args.model, args.device)
     except CheckpointError as error:

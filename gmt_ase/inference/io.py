@@ -39,6 +39,7 @@ __all__ = [
     "file_sha256",
     "is_model_name",
     "library_versions",
+    "shipped_card",
     "load_checkpoint",
     "make_test_checkpoint",
     "model_reference",
@@ -104,8 +105,12 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a checkpoint's numbers."""
     import e3nn
 
-    return {"gmt_ase": __version__, "torch": str(torch.__version__), "e3nn": str(e3nn.__version__),
-            "python": platform.python_version()}
+    return {
+        "gmt_ase": __version__,
+        "torch": str(torch.__version__),
+        "e3nn": str(e3nn.__version__),
+        "python": platform.python_version(),
+    }
 
 
 def save_checkpoint(path: str | Path, model: GMTNet | GMTEnsemble, *, metadata: dict[str, Any]) -> str:
@@ -198,6 +203,18 @@ def _shipped_card(name: str) -> dict[str, Any]:
         hint = f" (for the file of that name write ./{name})" if Path(name).is_file() else ""
         raise CheckpointError(f"no shipped model named {name!r}; available: {shipped_model_names()}{hint}")
     return json.loads(card_file.read_text())
+
+
+def shipped_card(name: str) -> dict[str, Any]:
+    """Return the release card (``gmt_ase/models/<name>.json``) of a shipped model.
+
+    Raises
+    ------
+    CheckpointError
+        If no shipped model has that name.
+
+    """
+    return _shipped_card(name)
 
 
 def resolve_model_path(model: str | Path) -> tuple[Path, str | None]:
