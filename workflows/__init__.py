@@ -5,6 +5,9 @@ or torch until a name is used::
 
     from gmt_ase.workflows import TensorPredictionMaker, TensorPrescreenMaker
 
+They need the ``workflows`` extra (``pip install "gmt_ase[workflows]"``); without it, using a name raises an
+``ImportError`` that says so.
+
 Modules: :mod:`~gmt_ase.workflows.jobs` (prediction maker, EMT stand-in), :mod:`~gmt_ase.workflows.flows`
 (prescreen flow), :mod:`~gmt_ase.workflows.schemas` (output documents), :mod:`~gmt_ase.workflows.selection`
 (criteria), :mod:`~gmt_ase.workflows.compare` (ML vs DFT), :mod:`~gmt_ase.workflows.phonopy_nac`.
@@ -56,9 +59,22 @@ __all__ = [
 ]
 
 
+#: What ``pip`` needs to install the dependencies of these workflows (quoted for zsh).
+INSTALL_HINT = 'pip install "gmt_ase[workflows]"'
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(import_module(f"gmt_ase.workflows.{_LAZY[name]}"), name)
+        try:
+            module = import_module(f"gmt_ase.workflows.{_LAZY[name]}")
+        except ModuleNotFoundError as error:
+            if (error.name or "").startswith("gmt_ase"):
+                raise
+            raise ImportError(
+                f"gmt_ase.workflows.{name} needs {error.name!r}, which is not installed: {INSTALL_HINT}",
+                name=error.name,
+            ) from error
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'gmt_ase.workflows' has no attribute {name!r}")
