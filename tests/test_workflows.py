@@ -292,3 +292,44 @@ def test_emt_stand_in_matches_atomate2_forcefield_elastic_flow(structures, monke
     ff_tensors, _ = extract_dft_tensors(_output(store, flow.output.uuid))
     ours = EMTElasticMaker().stiffness(structure)
     assert np.allclose(ours, ff_tensors["elastic"], atol=0.02 * np.abs(ours).max())
+
+
+def test_jobflow_remote_routing_as_in_the_readme(checkpoint, structures, store):
+    """The README's jobflow-remote calls, for real (set_run_config needs no MongoDB), route every job."""
+    jobflow_remote = pytest.importorskip("jobflow_remote")
+    maker = TensorPrescreenMaker(
+        prediction_maker=_prediction_maker(checkpoint),
+        chunk_size=6,
+        top_k=2,
+        rank_by="k_vrh",
+        expensive_makers={"elastic": EMTElasticMaker()},
+    )
+    flow = maker.make(structures[:8])
+    jobflow_remote.set_run_config(
+        flow,
+        name_filter="gmt tensor prediction",
+        worker="gpu_worker",
+        exec_config="torch_gpu",
+        resources={"gres": "gpu:1", "time": "01:00:00"},
+    )
+    jobflow_remote.set_run_config(
+        flow,
+        name_filter=STAGE_TAG,
+        worker="hpc_worker",
+        exec_config="vasp",
+        resources={"nodes": 1, "ntasks_per_node": 128, "time": "12:00:00"},
+        dynamic=True,
+    )
+    predictions = [job for job in flow if "gmt tensor prediction" in job.name]
+    assert len(predictions) == 2
+    assert {job.config.manager_config["worker"] for job in predictions} == {"gpu_worker"}
+    assert {job.config.manager_config["exec_config"] for job in predictions} == {"torch_gpu"}
+    responses = run_locally(flow, store=store, ensure_success=True, log=False)
+    stage_flow = responses[flow.jobs[-1].uuid][1].replace  # the DFT stand-ins, created by the selection job
+    stages = [job for job in stage_flow if STAGE_TAG in job.name]
+    assert len(stages) == 2
+    for job in stages:
+        assert job.config.manager_config["worker"] == "hpc_worker"
+        assert job.config.manager_config["resources"]["ntasks_per_node"] == 128
+    others = [job for job in stage_flow if STAGE_TAG not in job.name]
+    assert all(job.config.manager_config.get("worker") is None for job in others)  # default worker
