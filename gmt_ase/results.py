@@ -15,9 +15,11 @@ import numpy as np
 
 from gmt_ase.core.derived import DERIVED_UNITS, derived_properties
 from gmt_ase.core.tensors import TARGETS, full_to_voigt
+from gmt_ase.invariant.invariant_model import INVARIANTS
 
 __all__ = [
     "NO_UNCERTAINTY_NOTE",
+    "SCALAR_LOG_OFFSETS",
     "SCALAR_STD_KEYS",
     "TENSOR_STD_KEYS",
     "TENSOR_UNITS",
@@ -34,6 +36,12 @@ _TENSOR_FIELDS = tuple(TENSOR_UNITS)
 TENSOR_STD_KEYS: tuple[str, ...] = tuple(f"{name}_std" for name in _TENSOR_FIELDS)
 #: Derived scalars with a one-sigma value, stored as ``"<name>_std"`` (units of ``DERIVED_UNITS[name]``).
 SCALAR_STD_KEYS: tuple[str, ...] = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "eij_max")
+#: The calibrated distribution of each scalar of :data:`SCALAR_STD_KEYS`: ``value - offset`` is log-normal about
+#: the predicted ``value - offset`` with log-sigma ``std / (value - offset)`` (:mod:`gmt_ase.invariant.uncertainty`;
+#: ``eij_max`` scales with the piezo norm).
+SCALAR_LOG_OFFSETS: dict[str, float] = {
+    key: float(INVARIANTS["piezo_norm" if key == "eij_max" else key]) for key in SCALAR_STD_KEYS
+}
 #: Said wherever a model has no calibrated spread: unknown, never zero.
 NO_UNCERTAINTY_NOTE = (
     "no uncertainty: this model has no calibrated spread (e.g. the single-network 'fast' model); "
@@ -90,9 +98,7 @@ class TensorPrediction:
     @cached_property
     def derived(self) -> dict[str, Any]:
         """Derived quantities of the tensors (K/G, anisotropy, stability, eigenvalues, d, ...)."""
-        return derived_properties(
-            self.dielectric_electronic, self.dielectric_ionic, self.piezoelectric, self.elastic
-        )
+        return derived_properties(self.dielectric_electronic, self.dielectric_ionic, self.piezoelectric, self.elastic)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: tensors as nested lists, plus ``"units"`` for tensors and derived keys."""

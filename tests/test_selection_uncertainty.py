@@ -82,3 +82,20 @@ def test_prescreen_example_sends_no_metal_to_dfpt(monkeypatch, capsys):
     dfpt = [line for line in capsys.readouterr().out.splitlines() if "DFPT:" in line]
     assert len(dfpt) == 2
     assert not any(f" {metal} DFPT" in line for line in dfpt for metal in ("Cu", "Al", "Ni", "Au", "Pt"))
+
+
+def test_probability_criteria_use_the_calibrated_log_normal():
+    from gmt_ase.workflows.selection import lognormal_exceedance_probability
+
+    # K = 130 +- 20 GPa is log-normal with log-sigma 20/130: P(K > 150) = Phi(ln(130/150) / (20/130))
+    assert lognormal_exceedance_probability(130.0, 20.0, 150.0) == pytest.approx(0.17615, abs=1e-4)
+    assert exceedance_probability(130.0, 20.0, 150.0) == pytest.approx(0.15866, abs=1e-4)  # the normal's
+    # eps means are log-normal above the vacuum value 1: eps = 5 +- 0.8 has log-sigma 0.8 / 4 = 0.2
+    assert lognormal_exceedance_probability(5.0, 0.8, 6.0, offset=1.0) == pytest.approx(0.13229, abs=1e-4)
+    assert lognormal_exceedance_probability(5.0, 0.8, 0.9, offset=1.0) == 1.0  # below the offset: certain
+    assert lognormal_exceedance_probability(5.0, 0.8, 6.0, 1.0, above=False) == pytest.approx(0.86771, abs=1e-4)
+    # no negative moduli: a normal gives P(K < 0) > 0 for 30 +- 20 GPa, the log-normal gives 0
+    assert lognormal_exceedance_probability(30.0, 20.0, 0.0, above=False) == 0.0
+    record = {"eps_electronic_mean": 5.0, "eps_electronic_mean_std": 0.8}
+    assert evaluate({"eps_electronic_mean": ("P>", 6.0, 0.13)}, record)
+    assert not evaluate({"eps_electronic_mean": ("P>", 6.0, 0.14)}, record)

@@ -13,10 +13,12 @@ Operators: ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``, ``in`` and ``not in`` (
 ("contains", "metallic")}``).
 
 Probability form: ``{"k_vrh": ("P>", 150, 0.2)}`` holds when ``P(k_vrh > 150) >= 0.2`` and
-``{"k_vrh": ("P<", 5, 0.5)}`` when ``P(k_vrh < 5) >= 0.5``, where the quantity is taken as normally
-distributed with the predicted value as mean and its calibrated one-sigma ``<key>_std`` as standard
-deviation: ``P(X > t) = 1 - Phi((t - mean) / std)``. Only keys with a ``<key>_std`` partner qualify
-(``k_vrh``, ``g_vrh``, ``eps_electronic_mean``, ``eps_total_mean``, ``eij_max``). If the model gave no
+``{"k_vrh": ("P<", 5, 0.5)}`` when ``P(k_vrh < 5) >= 0.5``, under the calibrated distribution of the
+quantity: ``X - offset`` is log-normal with median ``value - offset`` and log-sigma
+``s = <key>_std / (value - offset)`` (offsets :data:`gmt_ase.results.SCALAR_LOG_OFFSETS`: 1 for the dielectric
+means, 0 otherwise; the calibration is in log space), so ``P(X > t) = Phi((ln(value - offset) -
+ln(t - offset)) / s)``, and 1 for a threshold at or below the offset. Only keys with a ``<key>_std``
+partner qualify (``k_vrh``, ``g_vrh``, ``eps_electronic_mean``, ``eps_total_mean``, ``eij_max``). If the model gave no
 uncertainty (``std`` is ``None``, e.g. the single-network ``fast`` model), evaluating such a condition
 raises ``ValueError`` rather than pretending the spread is zero; a zero ``std`` is a plain comparison.
 
@@ -39,9 +41,9 @@ Examples
 True
 >>> evaluate({"k_vrh": (">", 150), "born_stable": ("==", True)}, {"k_vrh": 200.0, "born_stable": False})
 False
->>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 130.0, "k_vrh_std": 20.0})  # P = 0.16
+>>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 130.0, "k_vrh_std": 20.0})  # P = 0.18
 False
->>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 135.0, "k_vrh_std": 20.0})  # P = 0.23
+>>> evaluate({"k_vrh": ("P>", 150, 0.2)}, {"k_vrh": 135.0, "k_vrh_std": 20.0})  # P = 0.24
 True
 
 """
@@ -55,16 +57,36 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gmt_ase.core.derived import DERIVED_UNITS
-from gmt_ase.results import SCALAR_STD_KEYS
+from gmt_ase.results import SCALAR_LOG_OFFSETS, SCALAR_STD_KEYS
 
-__all__ = ["OPERATORS", "PROBABILITY_OPERATORS", "SELECTION_KEYS", "check_selection_key", "evaluate",
-           "exceedance_probability", "select_indices", "selection_record", "validate_criteria"]
+__all__ = [
+    "OPERATORS",
+    "PROBABILITY_OPERATORS",
+    "SELECTION_KEYS",
+    "check_selection_key",
+    "evaluate",
+    "exceedance_probability",
+    "lognormal_exceedance_probability",
+    "select_indices",
+    "selection_record",
+    "validate_criteria",
+]
 
 _SYMMETRY_KEYS = ("space_group_number", "space_group_symbol", "point_group")
 #: Every quantity a criterion or ``rank_by`` can name (the keys of :func:`selection_record`).
 _STD_KEYS = tuple(f"{key}_std" for key in SCALAR_STD_KEYS)
-SELECTION_KEYS: tuple[str, ...] = ("index", "label", "formula", "nsites", "elements", *_SYMMETRY_KEYS,
-                                   *DERIVED_UNITS, *_STD_KEYS, "warnings", "n_warnings")
+SELECTION_KEYS: tuple[str, ...] = (
+    "index",
+    "label",
+    "formula",
+    "nsites",
+    "elements",
+    *_SYMMETRY_KEYS,
+    *DERIVED_UNITS,
+    *_STD_KEYS,
+    "warnings",
+    "n_warnings",
+)
 #: ``(op, threshold, min_probability)`` conditions: probability that the quantity is above / below.
 PROBABILITY_OPERATORS = ("P>", "P<")
 
@@ -126,11 +148,13 @@ def _probability_condition(key: str, condition: Any) -> bool:
     ):
         return False
     if key not in SCALAR_STD_KEYS:
-        raise ValueError(f"{condition[0]!r} needs a quantity with an uncertainty, one of {SCALAR_STD_KEYS}; "
-                         f"got {key!r}")
+        raise ValueError(
+            f"{condition[0]!r} needs a quantity with an uncertainty, one of {SCALAR_STD_KEYS}; got {key!r}"
+        )
     if len(condition) != 3 or not all(isinstance(v, int | float) for v in condition[1:]):
-        raise ValueError(f"condition for {key!r} must be ({condition[0]!r}, threshold, min_probability), "
-                         f"got {condition!r}")
+        raise ValueError(
+            f"condition for {key!r} must be ({condition[0]!r}, threshold, min_probability), got {condition!r}"
+        )
     if not 0.0 <= float(condition[2]) <= 1.0:
         raise ValueError(f"min_probability for {key!r} must be in [0, 1], got {condition[2]!r}")
     return True
@@ -147,6 +171,27 @@ def exceedance_probability(mean: float, std: float, threshold: float, above: boo
     return p_above if above else 1.0 - p_above
 
 
+def lognormal_exceedance_probability(
+    value: float, std: float, threshold: float, offset: float = 0.0, above: bool = True
+) -> float:
+    """``P(X > threshold)`` (or below) when ``X - offset`` is log-normal about ``value - offset``.
+
+    The log-sigma is ``std / (value - offset)`` (the calibrated spread, :data:`gmt_ase.results.SCALAR_LOG_OFFSETS`).
+    A threshold at or below the offset is always exceeded; a zero ``std`` or a value at the offset is a step.
+    """
+    if std < 0 or not math.isfinite(std):
+        raise ValueError(f"std must be finite and non-negative, got {std}")
+    if threshold <= offset:
+        p_above = 1.0
+    elif value <= offset or std == 0:
+        p_above = 1.0 if value > threshold else 0.0
+    else:
+        log_sigma = std / (value - offset)
+        z = (math.log(value - offset) - math.log(threshold - offset)) / log_sigma
+        p_above = 0.5 * math.erfc(-z / math.sqrt(2.0))
+    return p_above if above else 1.0 - p_above
+
+
 def _evaluate_probability(key: str, condition: Sequence[Any], record: Mapping[str, Any]) -> bool:
     op, threshold, min_probability = condition
     mean, std = record.get(key), record.get(f"{key}_std")
@@ -157,7 +202,9 @@ def _evaluate_probability(key: str, condition: Sequence[Any], record: Mapping[st
             f"criterion {key!r} {op} {threshold} needs '{key}_std', but the prediction has no uncertainty "
             "(the model has no calibrated spread); use a plain comparison or a model with uncertainty"
         )
-    probability = exceedance_probability(float(mean), float(std), float(threshold), above=op == "P>")
+    probability = lognormal_exceedance_probability(
+        float(mean), float(std), float(threshold), SCALAR_LOG_OFFSETS[key], above=op == "P>"
+    )
     return probability >= float(min_probability)
 
 
