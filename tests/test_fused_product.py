@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 from e3nn import o3
 
@@ -58,12 +57,12 @@ def assert_same_matrices(product: o3.TensorProduct) -> None:
         torch.testing.assert_close(matrix, expected, rtol=1e-12, atol=1e-12, msg=f"pair ({a}, {b}) -> {c}")
 
 
-@pytest.mark.parametrize("name", ["default", "fast"])
-def test_closed_form_equals_the_probe_for_the_shipped_model(name: str) -> None:
-    """The trained many-body product of a member of each shipped model (float32 weights, as released)."""
+def test_closed_form_equals_the_probe_for_the_shipped_model() -> None:
+    """The trained many-body product of a member of the shipped default (float32 weights, as released; the
+    ``fast`` model shares its configuration)."""
     from gmt_ase.inference.io import load_checkpoint
 
-    net = load_checkpoint(name).model
+    net = load_checkpoint("default").model
     members = getattr(net, "members", [net])
     product = members[-1].many_body.product
     assert isinstance(product, o3.FullyConnectedTensorProduct)
@@ -76,16 +75,16 @@ def _random_irreps(rng: random.Random, lmax: int, count: int) -> o3.Irreps:
 
 def test_closed_form_equals_the_probe_for_a_random_fully_connected_product() -> None:
     """A seeded random configuration, built in float32 and then converted (as a checkpoint load does)."""
-    rng = random.Random(11)
-    irreps_in = _random_irreps(rng, 3, 5).simplify()
-    irreps_out = _random_irreps(rng, 4, 6).simplify()
+    rng = random.Random(17)  # a seed whose irreps hold l = 0, 1, 2 in and 0, 1, 2, 3 out, both parities
+    irreps_in = _random_irreps(rng, 2, 4).sort().irreps.simplify()
+    irreps_out = _random_irreps(rng, 3, 6).sort().irreps.simplify()
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(3)
         product = o3.FullyConnectedTensorProduct(irreps_in, irreps_in, irreps_out)
     finally:
         torch.random.set_rng_state(generator_state)
-    assert len(product.instructions) > 5
+    assert len(product.instructions) == 22
     assert_same_matrices(product)
     assert_same_matrices(product.double())
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from e3nn import o3
 from torch import nn
@@ -88,8 +89,8 @@ def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch
     all-zero blocks are dropped. Milliseconds, where reading the map off the module costs seconds.
     """
     irreps_in, irreps_out = product.irreps_in1, product.irreps_out
-    tensors: dict[tuple[int, int, int], torch.Tensor] = {}  # (a, b, c) -> (mul_a d_a, mul_b d_b, mul_c d_c)
-    weights = product.weight.detach().to(torch.float64).cpu()
+    tensors: dict[tuple[int, int, int], np.ndarray] = {}  # (a, b, c) -> (mul_a d_a, mul_b d_b, mul_c d_c)
+    weights = product.weight.detach().cpu().numpy().astype(np.float64)  # NumPy: single-threaded small ops
     buffers = dict(product.named_buffers())
     specialised = bool(getattr(product, "_specialized_code", True))
     offset = 0
@@ -102,7 +103,7 @@ def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch
         offset += size
         ls = (irreps_in[ins.i_in1].ir.l, irreps_in[ins.i_in2].ir.l, irreps_out[ins.i_out].ir.l)
         cg = _wigner_block(buffers, ls, exact=_exact_formula(ins, ls, specialised))  # (d_a, d_b, d_c)
-        block = ins.path_weight * torch.einsum("uvw,ijk->uivjwk", w, cg)
+        block = (ins.path_weight * w)[:, None, :, None, :, None] * cg[None, :, None, :, None, :]
         block = block.reshape(w.shape[0] * cg.shape[0], w.shape[1] * cg.shape[1], w.shape[2] * cg.shape[2])
         key = (ins.i_in1, ins.i_in2, ins.i_out)
         tensors[key] = tensors[key] + block if key in tensors else block
@@ -113,36 +114,38 @@ def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch
             for c in range(len(irreps_out)):
                 matrix = tensors.get((a, b, c))
                 if a != b and (b, a, c) in tensors:
-                    swapped = tensors[(b, a, c)].transpose(0, 1)
+                    swapped = tensors[(b, a, c)].transpose(1, 0, 2)
                     matrix = swapped if matrix is None else matrix + swapped
-                if matrix is not None and torch.count_nonzero(matrix):
-                    found.append((a, b, c, matrix.reshape(-1, matrix.shape[-1]).contiguous().to(device)))
+                if matrix is not None and matrix.any():
+                    flat = np.ascontiguousarray(matrix).reshape(-1, matrix.shape[-1])
+                    found.append((a, b, c, torch.from_numpy(flat).to(device)))
     return found
 
 
-def _uvw_weights(ins: Instruction, flat: torch.Tensor, irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> torch.Tensor:
+def _uvw_weights(ins: Instruction, flat: np.ndarray, irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> np.ndarray:
     """Return the (mul_a, mul_b, mul_c) weights of one instruction in any connection mode (ones if unweighted)."""
     mul_a, mul_b, mul_c = irreps_in[ins.i_in1].mul, irreps_in[ins.i_in2].mul, irreps_out[ins.i_out].mul
-    w = flat.reshape(ins.path_shape) if ins.has_weight else torch.ones(ins.path_shape, dtype=torch.float64)
-    full = torch.zeros(mul_a, mul_b, mul_c, dtype=torch.float64)
-    u, v = torch.meshgrid(torch.arange(mul_a), torch.arange(mul_b), indexing="ij")
+    w = flat.reshape(ins.path_shape) if ins.has_weight else np.ones(ins.path_shape)
+    if ins.connection_mode == "uvw":
+        return w
+    full = np.zeros((mul_a, mul_b, mul_c))
+    u, v = np.meshgrid(np.arange(mul_a), np.arange(mul_b), indexing="ij")
+    diagonal = np.arange(mul_a)
     mode = ins.connection_mode
-    if mode == "uvw":
-        full = w.clone()
-    elif mode == "uvu":
+    if mode == "uvu":
         full[u, v, u] = w
     elif mode == "uvv":
         full[u, v, v] = w
     elif mode == "uuw":
-        full[torch.arange(mul_a), torch.arange(mul_a)] = w
+        full[diagonal, diagonal] = w
     elif mode == "uuu":
-        full[torch.arange(mul_a), torch.arange(mul_a), torch.arange(mul_a)] = w
+        full[diagonal, diagonal, diagonal] = w
     elif mode == "uvuv":
         full[u, v, u * mul_b + v] = w
     elif mode in ("uvu<v", "u<vw"):
-        upper_u, upper_v = torch.triu_indices(mul_a, mul_b, 1)
+        upper_u, upper_v = np.triu_indices(mul_a, 1, mul_b)
         if mode == "uvu<v":
-            full[upper_u, upper_v, torch.arange(len(upper_u))] = w
+            full[upper_u, upper_v, np.arange(len(upper_u))] = w
         else:
             full[upper_u, upper_v] = w
     else:
@@ -165,7 +168,7 @@ def _exact_formula(ins: Instruction, ls: tuple[int, int, int], specialised: bool
     return 0 in ls or (mode == "uuu" and ls == (1, 1, 1))
 
 
-def _wigner_block(buffers: dict[str, torch.Tensor], ls: tuple[int, int, int], exact: bool) -> torch.Tensor:
+def _wigner_block(buffers: dict[str, torch.Tensor], ls: tuple[int, int, int], exact: bool) -> np.ndarray:
     """Return the (2 l1 + 1, 2 l2 + 1, 2 l3 + 1) Wigner 3j block that a path contracts with, in float64.
 
     e3nn's generated code keeps the blocks it contracts with as buffers, built in the dtype that was the
@@ -175,8 +178,8 @@ def _wigner_block(buffers: dict[str, torch.Tensor], ls: tuple[int, int, int], ex
     """
     stored = buffers.get("_compiled_main_left_right._w3j_{}_{}_{}".format(*ls))
     if stored is not None and not exact:
-        return stored.detach().to(device="cpu", dtype=torch.float64)
-    return o3.wigner_3j(*ls, dtype=torch.float64)
+        return stored.detach().cpu().numpy().astype(np.float64)
+    return o3.wigner_3j(*ls, dtype=torch.float64).numpy()
 
 
 def fuse_self_products(model: nn.Module) -> nn.Module:
