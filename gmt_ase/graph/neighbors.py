@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ase.neighborlist import primitive_neighbor_list
 
 __all__ = ["NeighborEdges", "neighbor_list"]
 
@@ -99,8 +98,14 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float) -> tup
     if len(positions) ** 2 * np.prod(2 * ranges + 1) <= _DENSE_LIMIT:
         centre, neighbour, vec = _dense(positions, cell, float(cutoff), ranges)
     else:
+        from ase.neighborlist import primitive_neighbor_list  # imports SciPy's sparse graphs: only when needed
+
         centre, neighbour, vec = primitive_neighbor_list(
-            "ijD", pbc=(True, True, True), cell=cell, positions=positions, cutoff=float(cutoff),
+            "ijD",
+            pbc=(True, True, True),
+            cell=cell,
+            positions=positions,
+            cutoff=float(cutoff),
             self_interaction=False,
         )
     order = np.lexsort((neighbour, centre))  # deterministic edge order

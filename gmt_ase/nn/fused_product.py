@@ -56,9 +56,9 @@ class FusedSelfProduct(nn.Module):
         self._outputs = [(s.start, s.stop) for s in self.irreps_out.slices()]
         self._pairs: list[tuple[int, int, list[int]]] = []  # (input a, input b, output blocks reached)
         dtype = next(product.parameters()).dtype
-        for a, b, block, matrix in _pair_matrices(product):
+        for a, b, block, matrix in _pair_matrices(product, dtype):
             name = f"pair_{a}_{b}_out_{block}"
-            self.register_buffer(name, matrix.to(dtype), persistent=False)
+            self.register_buffer(name, matrix, persistent=False)
             if not self._pairs or self._pairs[-1][:2] != (a, b):
                 self._pairs.append((a, b, []))
             self._pairs[-1][2].append(block)
@@ -78,7 +78,9 @@ class FusedSelfProduct(nn.Module):
 
 
 @torch.no_grad()
-def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch.Tensor]]:
+def _pair_matrices(
+    product: o3.TensorProduct, dtype: torch.dtype = torch.float64
+) -> list[tuple[int, int, int, torch.Tensor]]:
     """List ``(a, b, c, M)``: ``M`` is the (dim_a dim_b, dim_c) matrix of input pair ``a <= b`` into output ``c``.
 
     Closed form, in float64, from the product's own instructions and weights, contracted as e3nn's generated
@@ -87,6 +89,7 @@ def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch
     :func:`_uvw_weights`; ``C``: its Wigner 3j block, :func:`_wigner_block`). For ``a < b`` the pair's matrix
     also holds instruction ``(b, a, c)`` with its two inputs swapped, as ``x (x) x`` contains both orders;
     all-zero blocks are dropped. Milliseconds, where reading the map off the module costs seconds.
+    The matrices are computed in float64 and returned in ``dtype`` on the product's device.
     """
     irreps_in, irreps_out = product.irreps_in1, product.irreps_out
     tensors: dict[tuple[int, int, int], np.ndarray] = {}  # (a, b, c) -> (mul_a d_a, mul_b d_b, mul_c d_c)
@@ -117,9 +120,21 @@ def _pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch
                     swapped = tensors[(b, a, c)].transpose(1, 0, 2)
                     matrix = swapped if matrix is None else matrix + swapped
                 if matrix is not None and matrix.any():
-                    flat = np.ascontiguousarray(matrix).reshape(-1, matrix.shape[-1])
-                    found.append((a, b, c, torch.from_numpy(flat).to(device)))
+                    flat = matrix.reshape(-1, matrix.shape[-1])
+                    found.append((a, b, c, _to_torch(flat, dtype, device)))
     return found
+
+
+def _to_torch(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Return a contiguous tensor copy of ``array`` in ``dtype`` on ``device``.
+
+    NumPy casts where it can: torch's casts of large tensors go through its thread pool, which crawls on
+    busy cores.
+    """
+    numpy_dtype = {torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
+    if numpy_dtype is None:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+    return torch.from_numpy(np.array(array, dtype=numpy_dtype, order="C")).to(device)
 
 
 def _uvw_weights(ins: Instruction, flat: np.ndarray, irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> np.ndarray:
