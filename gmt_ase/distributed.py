@@ -18,7 +18,8 @@ in-process run with the same ``batch_size`` (the same code on the same chunks)::
             ...
 
 The workers need gmt_ase (same version) and, for a checkpoint file, the same path on a shared file system;
-:func:`predict_chunk` returns the sha256 of the model it used, which :func:`map_chunks` checks.
+:func:`predict_chunk` returns the sha256 of the model it used, which :func:`map_chunks` checks against the
+checksum of the model read here.
 """
 
 from __future__ import annotations
@@ -191,7 +192,9 @@ def predict_on_cluster(
         A ``dask.distributed.Client``, or a scheduler address or scheduler-file path (a client is then
         opened for the duration of the iteration).
     model
-        A shipped model's name or a checkpoint path that the workers can read (made absolute here).
+        A shipped model's name or a checkpoint path that the workers can read (made absolute here); it is
+        read here too, for its checksum: a worker that predicts with another model raises
+        :class:`ClusterError`.
     batch_size
         Structures per chunk (one Dask task) and per model call.
     symprec
@@ -206,10 +209,11 @@ def predict_on_cluster(
     """
     from functools import partial
 
-    from gmt_ase.inference.io import model_source
+    from gmt_ase.inference.io import model_source, read_checkpoint_metadata
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    _, sha256 = read_checkpoint_metadata(model_source(model))  # also refuses a bad model before any task
     task = partial(
         predict_chunk,
         model=str(model_source(model)),
@@ -221,7 +225,7 @@ def predict_on_cluster(
     chunks = ((start, (chunk, start)) for start, chunk in _numbered_chunks(iter(structures), batch_size))
     client, own = connect(scheduler)
     try:
-        for _, results in map_chunks(client, chunks, task, chunks_in_flight=chunks_in_flight):
+        for _, results in map_chunks(client, chunks, task, expected_sha256=sha256, chunks_in_flight=chunks_in_flight):
             yield from results
     finally:
         if own:

@@ -140,3 +140,13 @@ def test_output_rows_keep_their_place_when_a_chunk_has_nothing_to_predict(cluste
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [Path(r["path"]).name for r in rows] == ["a_empty.cif", "b_empty.cif", "c.cif"]
     assert [r["ok"] for r in rows] == [False, False, True]
+
+
+def test_a_worker_with_another_model_is_refused(cluster, tiny_model, silicon):
+    from functools import partial
+
+    from gmt_ase.distributed import ClusterError, map_chunks, predict_chunk
+
+    task = partial(predict_chunk, model=tiny_model, device="cpu", dtype="float32", symprec=0.01, batch_size=1)
+    with pytest.raises(ClusterError, match="another model"):
+        list(map_chunks(cluster, [("only", ([silicon],))], task, expected_sha256="0" * 64))

@@ -17,9 +17,9 @@ from gmt_ase.graph.validation import MAX_ATOMS
 
 __all__ = ["BASELINE_TEST", "card_json", "model_card", "render_card"]
 
-#: The composition baseline on the test split (descriptor trees fitted on the training split; DESIGN.md section
-#: 7, ``benchmarks/baseline_descriptors.py``; raw numbers in ``benchmarks/results/baseline_descriptors.json``,
-#: checked by tests/test_cli_card.py): K_VRH and G_VRH MAE in GPa on full tensors and on the binaries.
+#: The composition baseline on the test split (descriptor trees fitted on the training split, issue 9;
+#: ``benchmarks/baseline_descriptors.py``, raw numbers in ``benchmarks/results/baseline_descriptors.json``,
+#: checked by tests/test_cli_fixes.py): K_VRH and G_VRH MAE in GPa on full tensors and on the binaries.
 #: A release card's own ``"baseline"`` entry, if it has one, takes precedence.
 BASELINE_TEST: dict[str, dict[str, float]] = {
     "k_vrh": {"full_tensors": 11.79, "binaries": 11.91},

@@ -26,8 +26,8 @@ __all__ = ["EXIT_ALL_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "TYPICAL_LOAD", "Pr
 EXIT_OK = 0  #: at least one input structure has a prediction (now or from an earlier run), or there was none
 EXIT_ALL_FAILED = 1  #: there were input structures and every one of them failed
 EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT), as shells report it
-#: Time to load a model, measured with benchmarks/startup.py (imports included; longer on a busy machine).
-TYPICAL_LOAD = "typically 10-20 s on a CPU"
+#: Time to load a model (benchmarks/startup.py: about 5 s on an idle CPU; 13-21 s measured at load average 9).
+TYPICAL_LOAD = "typically 5-20 s on a CPU, more on a busy machine"
 _SHOWN_ERRORS = 5
 
 Chunk = list[tuple[int, InputItem, bool]]
