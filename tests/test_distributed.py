@@ -76,6 +76,10 @@ def test_cli_scheduler_writes_the_rows_of_an_in_process_run(
     assert main([*common, "-o", str(there), "--scheduler", address]) == 0  # resumes: nothing left to do
     assert there.read_text().count("\n") == 6
     assert "4 skipped" in capsys.readouterr().err
+    here_csv, there_csv = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    assert main([*common, "-o", str(here_csv), "-q"]) == 0
+    assert main([*common, "-o", str(there_csv), "-q", "--scheduler", address]) == 0
+    assert there_csv.read_text() == here_csv.read_text()
 
 
 def test_a_bad_scheduler_address_is_a_clear_error(tiny_model, tmp_path, silicon, capsys):
