@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from gmt_ase.core.pseudosymmetry import near_centrosymmetric_warning
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal import prepare_crystal as _prepare
@@ -111,6 +112,10 @@ def _finish(
     )
     warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants,
                                       edges=crystal.edges)
+    if np.any(prediction.piezoelectric):
+        scaled = np.linalg.solve(crystal.cell.T, crystal.positions.T).T
+        near = near_centrosymmetric_warning(crystal.cell, scaled, crystal.numbers)
+        warnings += [near] if near is not None else []
     if "piezo_prototype_distance" in raw:
         far = distant_prototype_warning(float(raw["piezo_prototype_distance"]))
         warnings += [far] if far is not None else []

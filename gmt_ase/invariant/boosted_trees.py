@@ -131,6 +131,16 @@ class TreeEnsemble:
         block = max(1, _BLOCK_WALKERS // max(len(self.roots), 1))
         return np.concatenate([evaluate(features[start : start + block]) for start in range(0, len(features), block)])
 
+    @property
+    def complete_layout(self) -> _CompleteTrees | None:
+        """The ensemble padded to complete binary trees in heap order (``None`` when deeper than 8 levels).
+
+        Node ``h`` has children ``2h + 1`` (left, ``x <= threshold``) and ``2h + 2``; padding splits have an
+        infinite threshold and lead to the leftmost leaf, which holds the value. Used by the smooth
+        evaluation of :mod:`gmt_ase.invariant.soft_trees`.
+        """
+        return self._complete
+
     @cached_property
     def _complete(self) -> _CompleteTrees | None:
         """The padded layout of :meth:`_predict_complete`, built once per ensemble (``None``: too deep)."""

@@ -235,7 +235,9 @@ class GMTNet(nn.Module):
         log_magnitude = raw["piezoelectric_magnitude"][:, 0] + cfg.log_offsets.get("piezoelectric", 0.0)  # (B,)
         out["log_piezoelectric_magnitude"] = log_magnitude
         out["piezoelectric_direction"] = direction
-        out["piezoelectric"] = cfg.piezo_scale * torch.exp(log_magnitude)[:, None, None, None] * direction
+        magnitude = cfg.piezo_scale * torch.exp(log_magnitude)  # (B,) C/m^2, the norm of a non-zero tensor
+        out["piezoelectric_magnitude"] = magnitude
+        out["piezoelectric"] = magnitude[:, None, None, None] * direction
         return out
 
 
