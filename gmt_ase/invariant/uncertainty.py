@@ -16,7 +16,12 @@ Calibration data is plain numbers stored in the checkpoint under ``"uncertainty"
                    "piezo_norm": ..},
      "relative_sigma": {"dielectric_electronic": .., "dielectric_ionic": .., "piezoelectric": ..,
                         "elastic": ..},
-     "coverage_95_factor": 1.96}
+     "coverage_95_factor": 1.96,
+     "crystal_spread": {...}}  # optional
+
+With ``"crystal_spread"`` (:mod:`gmt_ase.invariant.spread`) the sigmas are per crystal:
+:func:`scale_uncertainty` multiplies each invariant's one-sigma, and the tensors' that follow it
+(:data:`TENSOR_INVARIANTS`), by the crystal's log-sigma over the global ``log_sigma``.
 
 NumPy only.
 """
@@ -30,10 +35,25 @@ import numpy as np
 
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.invariant.invariant_model import INVARIANTS
+from gmt_ase.invariant.spread import CrystalSpread
 
-__all__ = ["TENSOR_NAMES", "allowed_components", "prediction_uncertainty", "validate_calibration"]
+__all__ = [
+    "TENSOR_INVARIANTS",
+    "TENSOR_NAMES",
+    "allowed_components",
+    "prediction_uncertainty",
+    "scale_uncertainty",
+    "validate_calibration",
+]
 
 TENSOR_NAMES = ("dielectric_electronic", "dielectric_ionic", "piezoelectric", "elastic")
+#: The invariants whose per-crystal spread scales each tensor's one-sigma (geometric mean of their ratios).
+TENSOR_INVARIANTS = {
+    "dielectric_electronic": ("eps_electronic_mean",),
+    "dielectric_ionic": ("eps_total_mean",),
+    "piezoelectric": ("piezo_norm",),
+    "elastic": ("k_vrh", "g_vrh"),
+}
 
 
 def _generic_probes() -> dict[int, np.ndarray]:
@@ -50,7 +70,10 @@ _PROBES = _generic_probes()
 
 
 def validate_calibration(calibration: Mapping[str, Any]) -> dict[str, Any]:
-    """Check calibration data (see the module docstring) and return it as plain floats."""
+    """Check calibration data (see the module docstring) and return it as plain floats.
+
+    A ``"crystal_spread"`` entry is returned as a :class:`~gmt_ase.invariant.spread.CrystalSpread`.
+    """
     log_sigma = {k: float(v) for k, v in calibration["log_sigma"].items()}
     relative = {k: float(v) for k, v in calibration["relative_sigma"].items()}
     missing = (set(INVARIANTS) - set(log_sigma)) | (set(TENSOR_NAMES) - set(relative))
@@ -58,7 +81,11 @@ def validate_calibration(calibration: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"uncertainty calibration lacks {sorted(missing)}")
     if not all(np.isfinite(v) and v > 0 for v in (*log_sigma.values(), *relative.values())):
         raise ValueError("uncertainty calibration values must be finite and positive")
-    return {"log_sigma": log_sigma, "relative_sigma": relative}
+    out: dict[str, Any] = {"log_sigma": log_sigma, "relative_sigma": relative}
+    spread = calibration.get("crystal_spread")
+    if spread is not None:
+        out["crystal_spread"] = spread if isinstance(spread, CrystalSpread) else CrystalSpread.from_dict(spread)
+    return out
 
 
 def allowed_components(operations: np.ndarray, rank: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -119,4 +146,29 @@ def prediction_uncertainty(
     for name, offset in INVARIANTS.items():
         out[name] = float(max(invariants[name] - offset, 0.0) * log_sigma[name])
     out["eij_max"] = float(eij_max * log_sigma["piezo_norm"])
+    return out
+
+
+def scale_uncertainty(
+    uncertainty: Mapping[str, Any], log_sigma: Mapping[str, float], crystal_log_sigma: Mapping[str, float]
+) -> dict[str, Any]:
+    """Rescale one crystal's :func:`prediction_uncertainty` to its own log-sigmas (instead of the global ones).
+
+    Parameters
+    ----------
+    uncertainty
+        The output of :func:`prediction_uncertainty` (global calibration).
+    log_sigma
+        The global ``log_sigma`` it used, per invariant.
+    crystal_log_sigma
+        The crystal's log-sigma per invariant (:meth:`gmt_ase.invariant.spread.CrystalSpread.log_sigmas`).
+    """
+    ratio = {name: float(crystal_log_sigma[name]) / float(log_sigma[name]) for name in INVARIANTS}
+    out = dict(uncertainty)
+    for name in INVARIANTS:
+        out[name] = float(uncertainty[name]) * ratio[name]
+    out["eij_max"] = float(uncertainty["eij_max"]) * ratio["piezo_norm"]
+    for name, invariants in TENSOR_INVARIANTS.items():
+        factor = float(np.exp(np.mean([np.log(ratio[i]) for i in invariants])))
+        out[name] = np.asarray(uncertainty[name]) * factor
     return out

@@ -7,7 +7,11 @@ predicts every validation record, then sets
   validation errors (the errors are heavier-tailed than a normal, so 68 % intervals then cover more);
 - per tensor, ``relative_sigma = q68(||pred - DFT||_F / ||DFT||_F)`` over non-zero DFT tensors,
 
+and, for a checkpoint with an invariant model, a per-crystal spread (``"crystal_spread"``: reference crystals
+of the train split, log-sigma models fitted on the validation split; :mod:`gmt_ase.training.spread_fit`),
 and writes a copy of the checkpoint carrying them under ``"uncertainty"``. The test split is never used.
+The per-crystal spread reads only the invariant model's public descriptors (``all_descriptors`` /
+``columns``) and the members' outputs, so rerun this command after any change of the model or descriptors.
 
 A model whose trees were refit on train + validation (``train_invariants --refit``) has seen the validation
 split, so its own validation errors are too small: calibrate the early-stopped model it was refit from and
@@ -30,6 +34,8 @@ from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.invariant_model import INVARIANTS, network_invariants
 from gmt_ase.invariant.uncertainty import TENSOR_NAMES, validate_calibration
 from gmt_ase.training.data import ALL_SOURCES, TensorRecord, load_records, split_by_material
+from gmt_ase.training.spread_data import collect
+from gmt_ase.training.spread_fit import fit_crystal_spread
 from gmt_ase.training.train_invariants import record_invariants
 
 __all__ = ["calibrate", "main"]
@@ -37,15 +43,19 @@ __all__ = ["calibrate", "main"]
 _Z95 = 1.959963984540054
 
 
-def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, Any]:
-    """Calibration data of a checkpoint from labelled (validation) records."""
+def calibrate(
+    model: str | Path, records: Sequence[TensorRecord], train: Sequence[TensorRecord] | None = None
+) -> dict[str, Any]:
+    """Calibration data of a checkpoint from labelled (validation) records.
+
+    With ``train`` records (the reference crystals) and an invariant model, a per-crystal spread is fitted too.
+    """
     from gmt_ase.inference.predictor import TensorPredictor
-    from gmt_ase.predict import prepare_valid
 
     predictor = TensorPredictor.from_checkpoint(model, device="cpu")
     predictor.calibration = None
-    kept, crystals = prepare_valid(records, [r.structure for r in records], predictor)
-    outputs = predictor.predict(crystals)
+    collected = collect(predictor, records)
+    kept, outputs = collected["records"], collected["outputs"]
     log_errors: dict[str, list[float]] = {name: [] for name in INVARIANTS}
     relative: dict[str, list[float]] = {name: [] for name in TENSOR_NAMES}
     for record, pred in zip(kept, outputs, strict=True):
@@ -65,6 +75,11 @@ def calibrate(model: str | Path, records: Sequence[TensorRecord]) -> dict[str, A
         "method": "validation split: log_sigma = q95(|log error|)/1.96, relative_sigma = q68(relative Frobenius error)",
     }
     validate_calibration(calibration)
+    if train is not None and predictor.invariant_model is not None:
+        spread, summary = fit_crystal_spread(predictor, train, collected)
+        calibration["crystal_spread"] = spread.to_dict()
+        calibration["crystal_spread_fit"] = summary
+        validate_calibration(calibration)
     return calibration
 
 
@@ -74,13 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True, type=Path, help="checkpoint file to calibrate")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="training data folder")
     parser.add_argument("--out", required=True, type=Path, help="calibrated checkpoint to write")
-    parser.add_argument("--apply-to", type=Path,
-                        help="write the calibration of --model onto a copy of this checkpoint instead "
-                             "(a model refit on train + val, whose own validation errors are too small)")
+    parser.add_argument(
+        "--apply-to",
+        type=Path,
+        help="write the calibration of --model onto a copy of this checkpoint instead "
+        "(a model refit on train + val, whose own validation errors are too small)",
+    )
+    parser.add_argument("--global-only", action="store_true", help="skip the per-crystal spread")
     args = parser.parse_args(argv)
-    records = split_by_material(load_records(args.data_dir, ALL_SOURCES))["val"]
-    calibration = calibrate(args.model, records)
-    print(json.dumps(calibration, indent=2))
+    splits = split_by_material(load_records(args.data_dir, ALL_SOURCES))
+    calibration = calibrate(args.model, splits["val"], None if args.global_only else splits["train"])
+    print(json.dumps({k: v for k, v in calibration.items() if k != "crystal_spread"}, indent=2))
     payload = torch.load(args.apply_to or args.model, map_location="cpu", weights_only=True)
     save_atomically({**payload, "uncertainty": calibration}, args.out)
     return 0
