@@ -6,12 +6,13 @@ python benchmarks/dask_workers.py --model fast --count 128 --workers 1 2 --round
 ```
 
 For each worker count a ``dask.distributed.LocalCluster`` of single-threaded worker processes is started, the
-model is loaded once on every worker (``client.run``, timed apart), then the same seeded sample of data
-crystals is predicted with :func:`gmt_ase.distributed.predict_on_cluster` (``--batch-size`` structures per
-chunk). The in-process reference runs :func:`gmt_ase.predict.iter_predictions` with one torch thread, like
-each worker. Wall times include symmetry analysis, graphs, the network and the derived quantities.
+model is loaded once on every worker with ``client.run(warm_up)`` (which also imports the prediction path;
+timed apart), then the same seeded sample of data crystals is predicted with
+:func:`gmt_ase.distributed.predict_on_cluster` (``--batch-size`` structures per chunk). The in-process
+reference runs :func:`gmt_ase.predict.iter_predictions` with one torch thread, like each worker, after the
+same warm-up. Wall times include symmetry analysis, graphs, the network and the derived quantities.
 Worker counts are interleaved over ``--rounds`` (a fresh cluster each time); besides wall-clock throughput,
-the workers' CPU seconds per structure are reported (steadier on a shared machine).
+the CPU seconds per structure are reported (steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def sample(args: argparse.Namespace) -> list:
 def in_process(args: argparse.Namespace, structures: list) -> dict[str, float]:
     import torch
 
+    from gmt_ase.distributed import warm_up
     from gmt_ase.inference.cache import load_predictor
     from gmt_ase.predict import iter_predictions
 
@@ -62,14 +64,21 @@ def in_process(args: argparse.Namespace, structures: list) -> dict[str, float]:
     try:
         start = time.perf_counter()
         predictor = load_predictor(args.model, "cpu")
-        loaded = time.perf_counter()
+        warm_up(args.model, "cpu")  # the prediction path's imports, as on the workers
+        loaded, cpu_before = time.perf_counter(), _cpu_seconds()
         results = list(iter_predictions(structures, predictor, batch_size=args.batch_size))
         for result in results:
             _ = result.ok and result.derived
-        done = time.perf_counter()
+        done, cpu = time.perf_counter(), _cpu_seconds() - cpu_before
     finally:
         torch.set_num_threads(threads)
-    return {"load_s": loaded - start, "predict_s": done - loaded, "per_s": len(structures) / (done - loaded)}
+    return {
+        "load_s": loaded - start,
+        "predict_s": done - loaded,
+        "per_s": len(structures) / (done - loaded),
+        "cpu_s": cpu,
+        "per_cpu_s": len(structures) / cpu,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -82,8 +91,7 @@ def _cpu_seconds() -> float:
 def on_cluster(args: argparse.Namespace, structures: list, workers: int) -> dict[str, float]:
     from distributed import Client, LocalCluster
 
-    from gmt_ase.distributed import predict_on_cluster
-    from gmt_ase.inference.cache import load_predictor
+    from gmt_ase.distributed import predict_on_cluster, warm_up
 
     start = time.perf_counter()
     with (
@@ -91,7 +99,7 @@ def on_cluster(args: argparse.Namespace, structures: list, workers: int) -> dict
         Client(cluster) as client,
     ):
         started = time.perf_counter()
-        client.run(load_predictor, args.model, "cpu")
+        client.run(warm_up, args.model, "cpu")  # the model, and the prediction path's imports
         loaded = time.perf_counter()
         cpu_before = sum(client.run(_cpu_seconds).values())
         results = list(

@@ -34,7 +34,7 @@ from typing import Any
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC
 from gmt_ase.predict import Result
 
-__all__ = ["INSTALL_HINT", "ClusterError", "connect", "map_chunks", "predict_chunk", "predict_on_cluster"]
+__all__ = ["INSTALL_HINT", "ClusterError", "connect", "map_chunks", "predict_chunk", "predict_on_cluster", "warm_up"]
 
 INSTALL_HINT = 'pip install "gmt_ase[distributed]"'
 
@@ -102,6 +102,20 @@ def predict_chunk(
             _ = result.derived  # computed here, on the worker, and sent back with the result
         results.append(result)
     return str(predictor.card.get("sha256")), results
+
+
+def warm_up(model: str, device: str | None = None, dtype: str = "float32") -> str:
+    """Load the model on this worker and predict bulk Si once, importing the whole prediction path.
+
+    The modules of the prediction path (symmetry, warnings, pymatgen's elastic formulas) are then imported
+    before the first chunk arrives. Meant for ``client.run(warm_up, model)``; returns the model's sha256.
+    """
+    from ase.build import bulk
+
+    sha, _ = predict_chunk(
+        [bulk("Si", "diamond", a=5.43)], model=model, device=device, dtype=dtype, symprec=DEFAULT_SYMPREC, batch_size=1
+    )
+    return sha
 
 
 def _window(client: Any) -> int:

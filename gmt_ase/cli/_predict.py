@@ -108,12 +108,12 @@ class PredictRun:
         """Load the model on every current Dask worker once (workers that join later load it at their first chunk)."""
         if self._predictor is not None:
             return
-        from gmt_ase.inference.cache import load_predictor
+        from gmt_ase.distributed import warm_up
 
         workers = self.client.nthreads()
         start = time.perf_counter()
         self._say(f"loading {self._model_name()} on {len(workers)} Dask worker(s), once each; {TYPICAL_LOAD} ...")
-        self.client.run(load_predictor, self._worker_model(), self.args.device)
+        self.client.run(warm_up, self._worker_model(), self.args.device)
         self._say(f"model loaded on the workers in {time.perf_counter() - start:.1f} s")
         self._predictor = "on the cluster"
         self._start_bar()
