@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every worker count")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process reference")
+    parser.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="start workers without Dask's MALLOC_TRIM_THRESHOLD_=65536 (see benchmarks/README.md)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     return parser.parse_args(argv)
 
@@ -121,6 +126,11 @@ def on_cluster(args: argparse.Namespace, structures: list, workers: int) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.no_malloc_trim:  # a None value unsets the variable; os.environ too (an earlier nanny may have set it)
+        import dask
+
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     structures = sample(args)
     report: dict = {
         "model": args.model,
