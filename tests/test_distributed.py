@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,18 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.Client]:
-    """Two single-threaded worker processes (Dask's nanny gives each one torch thread)."""
+    """Two single-threaded worker processes (Dask's nanny gives each one torch thread).
+
+    A nanny exports its pre-spawn variables (MALLOC_TRIM_THRESHOLD_, ...) into this process: restored after.
+    """
+    before = dict(os.environ)
+    yield from _cluster()
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+    os.environ.update(before)
+
+
+def _cluster() -> Iterator[distributed.Client]:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
         with distributed.Client(local) as client:
             yield client
