@@ -41,7 +41,7 @@ def test_info_shows_the_release_card_without_training_paths(capsys):
     assert f"version {card['version']}" in text and card["data"][:40] in text
     assert "Test split" in text and "EwT25" in text and "dielectric_electronic" in text
     assert "composition baseline" in text and "11.79 / 11.91" in text  # baseline K beside the model's
-    assert "Limits:" in text and "5000 atoms" in text and card["limits"][2][:60] in text
+    assert "Limits:" in text and "5000 atoms" in text and card["limits"][0][:60] in text
     for secret in ("runs/", "best.pt", "val_loss", "out_dir", "time_limit_minutes"):
         assert secret not in text
     assert main(["info", "--model", "default", "--json"]) == 0
