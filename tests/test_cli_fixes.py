@@ -164,3 +164,26 @@ def test_evaluate_without_the_data_says_so_before_loading_the_model(tmp_path, ti
     assert main(["evaluate", "--model", tiny_model, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "not shipped with the installed package" in err and "--data-dir" in err and "Traceback" not in err
+
+
+def test_a_csv_of_the_older_layout_is_resumed_in_its_own_layout(tmp_path, silicon, rutile, tiny_model, capsys):
+    import csv
+
+    from gmt_ase.cli._io import LATER_COLUMNS
+
+    ase.io.write(tmp_path / "Si.cif", silicon)
+    out = tmp_path / "out.csv"
+    assert predict([tmp_path / "Si.cif"], out, tiny_model, "-q") == 0
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    old = [column for column in rows[0] if column not in LATER_COLUMNS]
+    with out.open("w", newline="") as handle:  # as written before the two columns existed
+        writer = csv.DictWriter(handle, fieldnames=old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    ase.io.write(tmp_path / "rutile.cif", rutile)
+    assert predict([tmp_path / "Si.cif", tmp_path / "rutile.cif"], out, tiny_model) == 0
+    assert "1 predicted, 0 errors, 1 skipped" in capsys.readouterr().err
+    with out.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == old and len(list(reader)) == 2

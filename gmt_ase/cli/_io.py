@@ -18,7 +18,15 @@ from gmt_ase.core.derived import DERIVED_UNITS
 from gmt_ase.core.tensors import VOIGT_PAIRS
 from gmt_ase.results import SCALAR_STD_KEYS, TENSOR_UNITS
 
-__all__ = ["InputItem", "csv_columns", "flatten_row", "resolve_paths", "stream_structures"]
+__all__ = [
+    "LATER_COLUMNS",
+    "InputItem",
+    "csv_columns",
+    "csv_layouts",
+    "flatten_row",
+    "resolve_paths",
+    "stream_structures",
+]
 
 _FORMATS = {
     ".cif": "cif",
@@ -242,6 +250,16 @@ def _derived_columns() -> list[tuple[str, str, tuple[int, ...] | None]]:
         else:
             out.append((f"{key}{suffix}", key, None))
     return out
+
+
+#: Columns added since the first CSV layout: a CSV output without them (an older gmt-ase) is still resumed and
+#: appended to in its own layout (its rows carry no permanent-failure marks, so its failures are retried).
+LATER_COLUMNS = ("permanent", "input_stamp")
+
+
+def csv_layouts() -> list[list[str]]:
+    """Return the CSV headers a resumed output may have: this version's, then the older one."""
+    return [csv_columns(), [column for column in csv_columns() if column not in LATER_COLUMNS]]
 
 
 def csv_columns() -> list[str]:

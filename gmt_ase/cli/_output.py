@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gmt_ase.cli._io import csv_columns, flatten_row
+from gmt_ase.cli._io import csv_columns, csv_layouts, flatten_row
 
 __all__ = [
     "OutputError",
@@ -146,7 +146,7 @@ def _tail(path: Path) -> str:
 
 def _csv_rows(path: Path, lines: list[str], partial: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     header = next(csv.reader(lines[:1] or [_tail(path)]), [])
-    if header != csv_columns():
+    if header not in csv_layouts():
         raise _foreign(path, 1, "the CSV header is not that of this gmt-ase version")
     width = len(header)
     reader = csv.reader(lines[1:])
@@ -154,6 +154,11 @@ def _csv_rows(path: Path, lines: list[str], partial: bool) -> Iterator[tuple[int
         if len(values) != width or values[2] not in ("True", "False"):
             raise _foreign(path, reader.line_num + 1, f"a row with {len(values)} fields instead of {width}")
         yield reader.line_num + 1, dict(zip(header, values, strict=True))
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _trim_partial_line(path: Path) -> bool:
@@ -220,7 +225,8 @@ def open_writer(path: Path | None) -> Iterator[Callable[[dict[str, Any]], None]]
     with contextlib.ExitStack() as stack:
         handle = sys.stdout if path is None else stack.enter_context(path.open("a", newline=""))
         if is_csv:
-            writer = csv.DictWriter(handle, fieldnames=csv_columns())
+            header = csv_columns() if new_file else _csv_header(path)  # an older layout keeps its own columns
+            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
 
