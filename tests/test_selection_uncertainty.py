@@ -12,8 +12,17 @@ from gmt_ase.workflows.selection import evaluate, exceedance_probability, select
 
 def doc(index: int, k: float, k_std: float | None, warnings: tuple[str, ...] = ()) -> SimpleNamespace:
     uncertainty = None if k_std is None else {"k_vrh_std": k_std, "g_vrh_std": 1.0}
-    return SimpleNamespace(ok=True, index=index, label=None, formula="X", structure=None, symmetry=None,
-                           derived={"k_vrh": k, "g_vrh": 50.0}, uncertainty=uncertainty, warnings=list(warnings))
+    return SimpleNamespace(
+        ok=True,
+        index=index,
+        label=None,
+        formula="X",
+        structure=None,
+        symmetry=None,
+        derived={"k_vrh": k, "g_vrh": 50.0},
+        uncertainty=uncertainty,
+        warnings=list(warnings),
+    )
 
 
 METAL = "likely metallic (Cu: no nonmetal element): ..."
@@ -44,8 +53,13 @@ def test_probability_criterion_without_uncertainty_raises_instead_of_assuming_ze
 
 @pytest.mark.parametrize(
     "bad",
-    [{"k_vrh": ("P>", 150)}, {"k_vrh": ("P>", 150, 1.5)}, {"universal_anisotropy": ("P>", 1, 0.5)},
-     {"k_vrh": ("P>", "high", 0.5)}, {"warnings": ("contains", ["metallic"])}],
+    [
+        {"k_vrh": ("P>", 150)},
+        {"k_vrh": ("P>", 150, 1.5)},
+        {"universal_anisotropy": ("P>", 1, 0.5)},
+        {"k_vrh": ("P>", "high", 0.5)},
+        {"warnings": ("contains", ["metallic"])},
+    ],
 )
 def test_malformed_probability_and_contains_conditions_are_refused(bad):
     with pytest.raises(ValueError):
@@ -63,8 +77,9 @@ def test_warned_structures_can_be_excluded_or_routed_to_dft():
 
 
 def test_prescreen_maker_accepts_the_new_criteria():
-    maker = TensorPrescreenMaker(criteria={"and": [{"k_vrh": ("P>", 150, 0.2)}, {"n_warnings": ("==", 0)}]},
-                                 rank_by="k_vrh_std")
+    maker = TensorPrescreenMaker(
+        criteria={"and": [{"k_vrh": ("P>", 150, 0.2)}, {"n_warnings": ("==", 0)}]}, rank_by="k_vrh_std"
+    )
     assert maker.criteria["and"][0]["k_vrh"][0] == "P>"
     with pytest.raises(ValueError):
         TensorPrescreenMaker(criteria={"k_vrh": ("P>", 150)})
