@@ -13,13 +13,13 @@ import random
 import torch
 from e3nn import o3
 
-from gmt_ase.nn.fused_product import FusedSelfProduct, _pair_matrices
+from gmt_ase.nn.fused_product import FusedSelfProduct, _pair_arrays
 
 
 @torch.no_grad()
 def probed_pair_matrices(product: o3.TensorProduct) -> list[tuple[int, int, int, torch.Tensor]]:
     """List ``(a, b, c, M)`` read off ``product`` in float64: ``B(e_p, e_q) + B(e_q, e_p)`` for ``a < b``,
-    ``B(e_p, e_q)`` for ``a == b``, all-zero blocks dropped (the layout of ``_pair_matrices``)."""
+    ``B(e_p, e_q)`` for ``a == b``, all-zero blocks dropped (the layout of ``_pair_arrays``)."""
     dtype = product.weight.dtype
     product.to(torch.float64)  # in place and back (exact): a deep copy of an e3nn module may fold its constants
     try:
@@ -49,7 +49,7 @@ def _probe(product: o3.TensorProduct) -> list[tuple[int, int, int, torch.Tensor]
 
 def assert_same_matrices(product: o3.TensorProduct) -> None:
     """The closed form and the probe list the same blocks, equal to 1e-12 in float64."""
-    closed = _pair_matrices(product)
+    closed = [(a, b, c, torch.from_numpy(matrix)) for a, b, c, matrix in _pair_arrays(product)]
     probed = probed_pair_matrices(product)
     assert [key[:3] for key in closed] == [key[:3] for key in probed]
     for (a, b, c, expected), (_, _, _, matrix) in zip(probed, closed, strict=True):
