@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gmt_ase.core.pseudosymmetry import near_centrosymmetric_warning
+from gmt_ase.graph.pseudosymmetry import near_centrosymmetric_warning
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal import prepare_crystal as _prepare

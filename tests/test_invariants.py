@@ -38,8 +38,7 @@ def _stiffness(seed: int) -> np.ndarray:
 
 def _descriptors(atoms, table: ElementTable) -> np.ndarray:
     edge_index, edge_vec = neighbor_list(atoms.positions, atoms.cell[:], 5.0)
-    n_ops = len(analyze_symmetry(atoms).operations)
-    return crystal_descriptors(atoms.numbers, atoms.cell[:], edge_index, edge_vec, n_ops, table, 5.0)
+    return crystal_descriptors(atoms.numbers, atoms.cell[:], edge_index, edge_vec, table, 5.0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

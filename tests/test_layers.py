@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "calculator": {"core", "inference", "predict", "results"},
     "testing": {"core", "graph", "nn", "inference"},
     "training": {*_LOWER, "predict", "results", "training"},
-    "evaluation": {*_LOWER, "predict", "results", "training", "evaluation"},
+    "evaluation": {*_LOWER, "predict", "results", "training", "evaluation", "testing"},
     "cli": {*_LOWER, "_version", "predict", "results", "calculator", "training", "evaluation", "cli", "distributed"},
     "workflows": {"", "core", "results", "calculator", "predict"},  # "" is ``from gmt_ase import ...``
     "storage": {"core", "results"},

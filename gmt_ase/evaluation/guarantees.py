@@ -8,7 +8,7 @@ written differently, rattled or strained, and counts passes (DESIGN.md section 8
   non-diagonal supercells, primitive / conventional / Niggli cells give the same invariants (relative
   ``rtol``) and tensors that rotate with the crystal;
 - :func:`rattle_checks`: centrosymmetric crystals rattled by 0.002-0.02 A keep a piezo tensor of the order
-  of the distortion and K, G and the dielectric means within 2 %;
+  of the distortion, and up to 0.01 A K, G and the dielectric means within 2 %;
 - :func:`strain_checks`: smooth K, G, C33 and dielectric means under -2..+2 % strain (second differences
   at most 0.5 % of the value), and the pressure derivative K' from the hydrostatic series;
 - :func:`polar_distortion_series`: the piezo response of Ti off-centring in cubic BaTiO3.
@@ -175,8 +175,8 @@ def rattle_checks(predict: Predict, names: Iterable[str] = CENTROSYMMETRIC,
                   relative: float = 0.02) -> CheckResult:
     """Check rattled centrosymmetric 2x2x2 supercells.
 
-    Each passes with max |e_iJ| <= 0.05 C/m^2 (0.10 above 0.01 A) and K, G and the dielectric means within
-    ``relative`` of the unrattled crystal.
+    Each passes with max |e_iJ| <= 0.05 C/m^2 (0.10 above 0.01 A) and, up to 0.01 A, K, G and the dielectric
+    means within ``relative`` of the unrattled crystal (the targets of issue 19).
     """
     result = CheckResult("rattle")
     for name in names:
@@ -195,7 +195,7 @@ def rattle_checks(predict: Predict, names: Iterable[str] = CENTROSYMMETRIC,
                 worst = max(drifts, key=drifts.get)
                 if e_max > limit:
                     problem = f"max |e| {e_max:.3f} C/m^2"
-                elif drifts[worst] > relative:
+                elif sigma <= 0.01 + 1e-12 and drifts[worst] > relative:
                     problem = f"{worst} changed by {100 * drifts[worst]:.1f} %"
             result.record(problem is None, f"{name} sigma {sigma} A seed {seed}: {problem}")
     return result

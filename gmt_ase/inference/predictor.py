@@ -19,7 +19,9 @@ from gmt_ase.core.derived import longitudinal_coefficients
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph, padded_operations
+from gmt_ase.inference.crystal_spread import add_crystal_spreads
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
+from gmt_ase.inference.members import capture_member_outputs
 from gmt_ase.invariant.invariant_model import PIEZO_ZERO, InvariantModel, network_invariants
 from gmt_ase.invariant.piezo_onset import piezo_onset_factor
 from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
@@ -134,7 +136,8 @@ class TensorPredictor:
             graphs = self.graphs(chunk)
             batch = collate(graphs, dtype=self.dtype)
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            outputs = self.model(batch)
+            with capture_member_outputs(self.model) as members:
+                outputs = self.model(batch)
             arrays = {k: outputs[k].detach().to("cpu", torch.float64).numpy() for k in (*OUTPUT_KEYS, _MAGNITUDE)}
             tensors = [{k: arrays[k][b] for k in (*OUTPUT_KEYS, _MAGNITUDE)} for b in range(len(chunk))]
             if self.invariant_model is not None:
@@ -144,7 +147,9 @@ class TensorPredictor:
                     raw["piezoelectric"] = raw["piezoelectric"] * piezo_onset_factor(
                         crystal.cell, crystal.positions, crystal.numbers
                     )
-            results.extend(self._symmetrised(chunk, tensors))
+            chunk_results = self._symmetrised(chunk, tensors)
+            add_crystal_spreads(self, chunk, graphs, members, chunk_results)  # per-crystal sigmas, if calibrated
+            results.extend(chunk_results)
             if self.invariant_model is None:  # the network's own magnitude, for training the invariant model
                 for result, raw in zip(results[-len(chunk) :], tensors, strict=True):
                     result[_MAGNITUDE] = float(raw[_MAGNITUDE])
@@ -153,7 +158,10 @@ class TensorPredictor:
     def _symmetrised(self, chunk: Sequence[CrystalInput], tensors: list[dict[str, np.ndarray]]) -> list[dict]:
         """Project a chunk's tensors onto each crystal's operations at once, in float64; add uncertainties."""
         for crystal, raw in zip(chunk, tensors, strict=True):
-            if crystal.all_atoms_equivalent:
+            # Like atoms exchange no charge: an elemental solid's Born charges vanish (exactly when all atoms
+            # are equivalent: diamond, fcc, bcc, hcp), and so does its ionic dielectric part. Keyed on the
+            # composition, not on detected symmetry, so a rattle cannot switch it on.
+            if np.all(crystal.numbers == crystal.numbers[0]):
                 raw["dielectric_ionic"] = np.zeros((3, 3))
         ops, weights = padded_operations([crystal.operations for crystal in chunk])
         stacked = {k: np.stack([raw[k] for raw in tensors]) for k in OUTPUT_KEYS}

@@ -4,8 +4,10 @@ A crystal's isotropic moduli and dielectric means are scalars, and for scalars a
 fed to gradient-boosted trees is a strong learner on a few thousand crystals (DESIGN.md section 7). The
 descriptor is a pure NumPy function of the crystal's arrays, its neighbour edges (the same edges the
 network uses, so no second neighbour list) and an :class:`ElementTable` of raw element properties. It is
-invariant to rotation, reflection, translation, atom order and supercells by construction: it only uses
-site-averaged statistics, distances and the volume per atom.
+invariant to rotation, reflection, translation, atom order and supercells by construction (it only uses
+site-averaged statistics, distances and the volume per atom) and continuous in the positions and the cell:
+bonds enter the first shell and leave the cutoff through smooth weights, angle windows are smooth, and
+nothing depends on detected symmetry (a space group or point-group order would jump at the tolerance).
 
 The element table is built once from pymatgen at training time (:func:`element_table_from_pymatgen`) and
 stored in the invariant model's JSON file, so prediction never imports pymatgen.
@@ -25,7 +27,10 @@ __all__ = [
     "crystal_descriptors",
     "descriptor_columns",
     "element_table_from_pymatgen",
+    "cutoff_taper",
     "first_shell",
+    "shell_weights",
+    "smooth_step",
 ]
 
 #: Raw element properties (pymatgen ``Element`` attribute names, ``covalent_radius`` from ASE).
@@ -57,7 +62,6 @@ _STRUCTURE_FEATURES = (
     "valence_electron_density",
     "packing_fraction",
     "n_elements",
-    "n_point_group_operations",
     "nn_distance_mean",
     "nn_distance_min",
     "nn_distance_max",
@@ -103,8 +107,16 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     *_STRUCTURE_FEATURES,
     *_BOND_NETWORK_FEATURES,
 )
-#: A neighbour belongs to an atom's first shell if it is within this factor of the atom's nearest distance.
+#: A neighbour belongs to an atom's first shell if it is within this factor of the atom's nearest distance
+#: (the hard shell of the piezo prototypes' bond tensors; the descriptors use the smooth version below).
 FIRST_SHELL_FACTOR = 1.25
+#: Half width of the smooth first-shell edge: weight 1 below (factor - width) x nearest, 0 above (factor + width).
+FIRST_SHELL_WIDTH = 0.1
+#: Edges fade out over this last stretch before the cutoff (Angstrom), so no count jumps when a neighbour
+#: crosses the cutoff.
+CUTOFF_TAPER = 1.0
+#: Half widths (in cosine) of the smooth windows counting angles near 109.5, 90 and 180 degrees.
+_ANGLE_WINDOWS = ((-1.0 / 3.0, 0.15), (0.0, 0.2), (-1.0, 0.15))
 _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 #: cm^3/mol to Angstrom^3 per atom: the same number as amu/A^3 -> g/cm^3 (both 1e24 / N_A).
 _CM3_PER_MOL_TO_A3 = _AMU_PER_A3_TO_G_PER_CM3
@@ -204,6 +216,25 @@ def _site_statistics(per_site: np.ndarray) -> np.ndarray:
     return np.stack([per_site.mean(0), per_site.std(0), per_site.min(0), per_site.max(0)], axis=1).ravel()
 
 
+def smooth_step(x: np.ndarray) -> np.ndarray:
+    """C2 step: 0 for ``x <= 0``, 1 for ``x >= 1``, ``6x^5 - 15x^4 + 10x^3`` in between."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * x * (x * (6.0 * x - 15.0) + 10.0)
+
+
+def _bump(x: np.ndarray) -> np.ndarray:
+    """C1 bump on [-1, 1]: ``(1 - x^2)^2``, zero outside."""
+    return np.clip(1.0 - x * x, 0.0, None) ** 2
+
+
+def _weighted_mean_std(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    total = weights.sum()
+    if values.size == 0 or total <= 0.0:
+        return 0.0, 0.0
+    mean = float(np.sum(weights * values) / total)
+    return mean, float(np.sqrt(max(np.sum(weights * (values - mean) ** 2) / total, 0.0)))
+
+
 def _orientation_spread(weights: np.ndarray, unit: np.ndarray) -> tuple[float, float]:
     """Anisotropy (largest minus smallest eigenvalue) and smallest eigenvalue of the weighted mean of u u^T.
 
@@ -216,16 +247,17 @@ def _orientation_spread(weights: np.ndarray, unit: np.ndarray) -> tuple[float, f
     return float(eigenvalues[-1] - eigenvalues[0]), float(eigenvalues[0])
 
 
-def _angle_statistics(centre: np.ndarray, unit: np.ndarray, n_atoms: int) -> list[float]:
-    """Bond-angle statistics of first-shell bonds around each atom (all pairs of bonds of one atom).
+def _angle_statistics(centre: np.ndarray, unit: np.ndarray, weight: np.ndarray, n_atoms: int) -> list[float]:
+    """Bond-angle statistics of the (smooth) first-shell bonds around each atom.
 
-    Returns the mean and standard deviation of the angle cosines, the mean and minimum over atoms of the
-    Steinhardt order parameters q4 and q6 (``q_l^2 = mean_jk P_l(cos theta_jk)`` over the atom's bond
-    pairs, diagonal included; 1 for an atom with fewer than two bonds) and the fractions of angles near
-    109.5, 90 and 180 degrees.
+    Every pair of bonds of one atom counts with the product of their shell weights. Returns the weighted
+    mean and standard deviation of the angle cosines, the mean and minimum over atoms of the Steinhardt
+    order parameters ``q_l^2 = sum_jk w_j w_k P_l(cos theta_jk) / (sum_j w_j)^2`` (l = 4, 6; diagonal
+    included, so a lone bond gives 1) and the weighted shares of angles near 109.5, 90 and 180 degrees
+    (smooth windows). All are continuous in the positions: a bond entering the shell enters with weight 0.
     """
     order = np.argsort(centre, kind="stable")
-    centre, unit = centre[order], unit[order]
+    centre, unit, weight = centre[order], unit[order], weight[order]
     counts = np.bincount(centre, minlength=n_atoms)
     starts = np.cumsum(counts) - counts
     pairs_per_atom = counts**2
@@ -234,80 +266,75 @@ def _angle_statistics(centre: np.ndarray, unit: np.ndarray, n_atoms: int) -> lis
     first = starts[atom] + local // np.maximum(counts[atom], 1)
     second = starts[atom] + local % np.maximum(counts[atom], 1)
     cosine = np.clip(np.einsum("pi,pi->p", unit[first], unit[second]), -1.0, 1.0)
-    bonded = counts >= 2
+    pair_weight = weight[first] * weight[second]
+    norm = np.bincount(atom, weights=pair_weight, minlength=n_atoms)
     order_parameters = []
     for legendre in (_P4, _P6):
-        mean = np.bincount(atom, weights=legendre(cosine), minlength=n_atoms) / np.maximum(pairs_per_atom, 1)
-        order_parameters.append(np.where(bonded, np.sqrt(np.clip(mean, 0.0, None)), 1.0))
-    angles = cosine[first != second]
-    if angles.size == 0:
-        angles = np.zeros(1)
+        summed = np.bincount(atom, weights=pair_weight * legendre(cosine), minlength=n_atoms)
+        order_parameters.append(np.where(norm > 0, np.sqrt(np.clip(summed / np.maximum(norm, 1e-300), 0.0, None)), 1.0))
+    off = first != second
+    angles, angle_weight = cosine[off], pair_weight[off]
+    mean, std = _weighted_mean_std(angles, angle_weight)
+    total = max(float(angle_weight.sum()), 1e-12)
+    shares = [float(np.sum(angle_weight * _bump((angles - c0) / h)) / total) for c0, h in _ANGLE_WINDOWS]
     q4, q6 = order_parameters
-    return [
-        float(angles.mean()),
-        float(angles.std()),
-        float(q4.mean()),
-        float(q6.mean()),
-        float(q4.min()),
-        float(q6.min()),
-        float(np.mean(np.abs(angles + 1.0 / 3.0) < 0.1)),
-        float(np.mean(np.abs(angles) < 0.15)),
-        float(np.mean(angles < -0.9)),
-    ]
+    return [mean, std, float(q4.mean()), float(q6.mean()), float(q4.min()), float(q6.min()), *shares]
 
 
 def _bond_network_features(
     numbers: np.ndarray,
     volume: float,
-    edge_index: np.ndarray,
-    edge_vec: np.ndarray,
-    lengths: np.ndarray,
-    nearest: np.ndarray,
-    in_shell: np.ndarray,
+    edges: _Edges,
     radius: np.ndarray,
-    bond_dx: np.ndarray,
     table: ElementTable,
 ) -> list[float]:
-    """Compute the :data:`_BOND_NETWORK_FEATURES` of one crystal.
-
-    The arrays are those :func:`crystal_descriptors` already has: edge lengths, each atom's nearest
-    distance, the first-shell mask, per-site covalent radii and the first-shell bonds' electronegativity
-    differences.
-    """
+    """Compute the :data:`_BOND_NETWORK_FEATURES` of one crystal from its weighted edges."""
     n_atoms = len(numbers)
-    centre, neighbour = edge_index
     atomic_volume = table.column("molar_volume")[numbers] * _CM3_PER_MOL_TO_A3
     bulk = np.clip(table.column("bulk_modulus")[numbers], _MODULUS_FLOOR, None)
     shear = np.clip(table.column("rigidity_modulus")[numbers], _MODULUS_FLOOR, None)
 
-    shell_centre, shell_neighbour = centre[in_shell], neighbour[in_shell]
-    shell_unit = edge_vec[in_shell] / lengths[in_shell, None]
-    ratio = lengths[in_shell] / (radius[shell_centre] + radius[shell_neighbour])
-    if ratio.size == 0:
-        ratio = np.full(1, 2.0)
-    ionicity = 1.0 - np.exp(-(bond_dx**2) / 4.0) if bond_dx.size else np.zeros(1)
-    shell_spread = _orientation_spread(np.ones(len(shell_unit)), shell_unit)
-    all_unit = edge_vec / np.maximum(lengths, 1e-12)[:, None]
-    all_spread = _orientation_spread(np.exp(-lengths / nearest[centre]), all_unit)
+    unit = edges.vec / np.maximum(edges.length, 1e-12)[:, None]
+    shell = edges.shell
+    ratio = edges.length / (radius[edges.centre] + radius[edges.neighbour])
+    ratio_mean, ratio_std = _weighted_mean_std(ratio, shell) if shell.sum() > 0 else (2.0, 0.0)
+    ionicity = 1.0 - np.exp(-(edges.dx**2) / 4.0)
+    ionicity_mean, _ = _weighted_mean_std(ionicity, shell)
+    shell_spread = _orientation_spread(shell, unit)
+    all_spread = _orientation_spread(np.exp(-edges.length / edges.nearest[edges.centre]) * edges.taper, unit)
     volume_fraction = atomic_volume / atomic_volume.sum()
-    angles = _angle_statistics(shell_centre, shell_unit, n_atoms)
+    angles = _angle_statistics(edges.centre, unit, shell, n_atoms)
     return [
-        float(in_shell.sum()) / 2.0 / volume,
-        float(ratio.mean()),
-        float(ratio.std()),
+        float(shell.sum()) / 2.0 / volume,
+        ratio_mean,
+        ratio_std,
         *angles[:6],
         *shell_spread,
         *all_spread,
         volume / n_atoms / float(atomic_volume.mean()),
-        float(ionicity.mean()),
-        float(ionicity.max()),
+        ionicity_mean,
+        float(np.max(shell * ionicity, initial=0.0)),
         float(1.0 / np.mean(1.0 / bulk)),
         float(1.0 / np.mean(1.0 / shear)),
         float(np.sum(volume_fraction * bulk)),
         float(np.sum(volume_fraction * shear)),
-        len(lengths) / volume,
+        float(edges.taper.sum()) / volume,
         *angles[6:],
     ]
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """A crystal's neighbour edges with the smooth weights every bond statistic uses."""
+
+    centre: np.ndarray  # (E,) centre atom of each edge
+    neighbour: np.ndarray  # (E,)
+    vec: np.ndarray  # (E, 3) Angstrom
+    length: np.ndarray  # (E,)
+    nearest: np.ndarray  # (n_atoms,) each atom's nearest-neighbour distance
+    shell: np.ndarray  # (E,) first-shell weight in [0, 1]
+    taper: np.ndarray  # (E,) cutoff taper in [0, 1]
+    dx: np.ndarray  # (E,) electronegativity difference of the bond's atoms
 
 
 def descriptor_columns(names: Sequence[str], user: str) -> np.ndarray:
@@ -325,7 +352,7 @@ def descriptor_columns(names: Sequence[str], user: str) -> np.ndarray:
 def first_shell(
     centre: np.ndarray, lengths: np.ndarray, n_atoms: int, no_neighbour: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each atom's nearest-neighbour distance and the edges of the first shells.
+    """Each atom's nearest-neighbour distance and the edges of the (hard) first shells.
 
     An edge is in its centre atom's first shell when it is at most :data:`FIRST_SHELL_FACTOR` times that
     atom's nearest distance; an atom without edges gets ``no_neighbour`` as its nearest distance.
@@ -335,16 +362,54 @@ def first_shell(
     return nearest, lengths <= FIRST_SHELL_FACTOR * nearest[centre]
 
 
+def shell_weights(lengths: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """Smooth first-shell membership of edges of the given lengths around atoms at ``nearest`` distance.
+
+    1 up to ``(FIRST_SHELL_FACTOR - FIRST_SHELL_WIDTH) x nearest``, 0 from
+    ``(FIRST_SHELL_FACTOR + FIRST_SHELL_WIDTH) x nearest``, a C2 step in between.
+    """
+    ratio = lengths / nearest
+    return smooth_step((FIRST_SHELL_FACTOR + FIRST_SHELL_WIDTH - ratio) / (2.0 * FIRST_SHELL_WIDTH))
+
+
+def cutoff_taper(lengths: np.ndarray, cutoff: float) -> np.ndarray:
+    """1 up to ``cutoff - CUTOFF_TAPER``, falling smoothly (C2) to 0 at the cutoff."""
+    return smooth_step((cutoff - lengths) / CUTOFF_TAPER)
+
+
+def _weighted_edges(
+    numbers: np.ndarray, edge_index: np.ndarray, edge_vec: np.ndarray, table: ElementTable, cutoff: float
+) -> _Edges:
+    centre, neighbour = np.asarray(edge_index[0]), np.asarray(edge_index[1])
+    vec = np.asarray(edge_vec, dtype=np.float64)
+    length = np.linalg.norm(vec, axis=1)
+    nearest, _ = first_shell(centre, length, len(numbers), cutoff)
+    electronegativity = table.column("X")[numbers]
+    return _Edges(
+        centre=centre,
+        neighbour=neighbour,
+        vec=vec,
+        length=length,
+        nearest=nearest,
+        shell=shell_weights(length, nearest[centre]),
+        taper=cutoff_taper(length, cutoff),
+        dx=np.abs(electronegativity[centre] - electronegativity[neighbour]),
+    )
+
+
 def crystal_descriptors(
     numbers: np.ndarray,
     cell: np.ndarray,
     edge_index: np.ndarray,
     edge_vec: np.ndarray,
-    n_operations: int,
     table: ElementTable,
     cutoff: float,
 ) -> np.ndarray:
     """Compute the descriptor vector of one crystal (entries named by :data:`DESCRIPTOR_NAMES`).
+
+    Every entry is a continuous function of the positions and the cell (bonds enter shells and the
+    cutoff with weight zero; no symmetry detection, no counts), and a site or bond average, so it is
+    invariant to rotation, reflection, translation, atom order and supercells.
 
     Parameters
     ----------
@@ -354,8 +419,6 @@ def crystal_descriptors(
         (3, 3) lattice, rows are lattice vectors, Angstrom.
     edge_index, edge_vec
         Neighbour edges within ``cutoff`` (:func:`gmt_ase.graph.neighbors.neighbor_list` convention).
-    n_operations
-        Order of the crystal's point group.
     table
         Element properties.
     cutoff
@@ -368,21 +431,18 @@ def crystal_descriptors(
     """
     numbers = np.asarray(numbers, dtype=np.int64)
     n_atoms = len(numbers)
-    props = table.values[numbers]
     volume = abs(float(np.linalg.det(cell)))
     radius = table.column("covalent_radius")[numbers]
-    electronegativity = table.column("X")[numbers]
     mass = table.column("atomic_mass")[numbers]
+    edges = _weighted_edges(numbers, edge_index, edge_vec, table, cutoff)
 
-    centre, neighbour = edge_index
-    lengths = np.linalg.norm(edge_vec, axis=1)
-    nearest, in_shell = first_shell(centre, lengths, n_atoms, cutoff)
     nearest_ratio = np.full(n_atoms, np.inf)
-    np.minimum.at(nearest_ratio, centre, lengths / (radius[centre] + radius[neighbour]))
-    nearest_ratio[~np.isfinite(nearest_ratio)] = cutoff / (2.0 * radius[~np.isfinite(nearest_ratio)])
-    coordination = np.bincount(centre[in_shell], minlength=n_atoms).astype(float)
-    neighbours = np.bincount(centre, minlength=n_atoms).astype(float)
-    bond_dx = np.abs(electronegativity[centre[in_shell]] - electronegativity[neighbour[in_shell]])
+    np.minimum.at(nearest_ratio, edges.centre, edges.length / (radius[edges.centre] + radius[edges.neighbour]))
+    lonely = ~np.isfinite(nearest_ratio)
+    nearest_ratio[lonely] = cutoff / (2.0 * radius[lonely])
+    coordination = np.bincount(edges.centre, weights=edges.shell, minlength=n_atoms)
+    neighbours = np.bincount(edges.centre, weights=edges.taper, minlength=n_atoms)
+    dx_mean, _ = _weighted_mean_std(edges.dx, edges.shell)
 
     structure = [
         volume / n_atoms,
@@ -391,22 +451,19 @@ def crystal_descriptors(
         float(table.column("n_valence")[numbers].sum() / volume),
         float(np.sum(4.0 / 3.0 * np.pi * radius**3) / volume),
         float(len(np.unique(numbers))),
-        float(n_operations),
-        nearest.mean(),
-        nearest.min(),
-        nearest.max(),
+        edges.nearest.mean(),
+        edges.nearest.min(),
+        edges.nearest.max(),
         nearest_ratio.mean(),
         nearest_ratio.min(),
         coordination.mean(),
         coordination.std(),
         neighbours.mean(),
-        bond_dx.mean() if bond_dx.size else 0.0,
-        bond_dx.max() if bond_dx.size else 0.0,
+        dx_mean,
+        float(np.max(edges.shell * edges.dx, initial=0.0)),
     ]
-    bond_network = _bond_network_features(
-        numbers, volume, edge_index, edge_vec, lengths, nearest, in_shell, radius, bond_dx, table
-    )
-    return np.concatenate([_site_statistics(props), np.asarray(structure + bond_network, dtype=np.float64)])
+    bond_network = _bond_network_features(numbers, volume, edges, radius, table)
+    return np.concatenate([_site_statistics(table.values[numbers]), np.asarray(structure + bond_network)])
 
 
 def descriptor_matrix(rows: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,6 +8,11 @@ better than the equivariant network does, while only the network knows a tensor'
 (weights chosen on the validation split) and rescales the network's tensors to them with the isotropic
 maps of :mod:`gmt_ase.core.invariants`, which keep the point-group symmetry exact.
 
+The trees are evaluated with smooth splits (:mod:`gmt_ase.invariant.soft_trees`, half widths
+:attr:`InvariantModel.split_widths`) on descriptors that are continuous in the positions and the cell, so
+each invariant is a continuous, piecewise-smooth function of the crystal: the same for every way of writing
+it (no branch flips on 1e-16 rounding), and without steps under strain or rattles.
+
 The model is plain data (numbers, lists and compressed arrays) stored in the checkpoint under
 ``"invariant_model"``. NumPy only.
 """
@@ -35,10 +40,12 @@ from gmt_ase.invariant.descriptors import (
     crystal_descriptors,
     descriptor_columns,
 )
+from gmt_ase.invariant.soft_trees import soft_predict
 
 __all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", "network_invariants"]
 
-FORMAT_VERSION = 1
+#: 2: smooth descriptors and per-descriptor split widths (smooth trees); 1 (hard trees) is no longer computed.
+FORMAT_VERSION = 2
 #: Invariants and their transforms: trees predict ``log(value - offset)``.
 INVARIANTS: Mapping[str, float] = {
     "k_vrh": 0.0,  # GPa
@@ -114,18 +121,26 @@ class InvariantModel:
         One :class:`InvariantTarget` per invariant name.
     descriptor_names
         The descriptors the trees read, in their column order (a subset of :data:`DESCRIPTOR_NAMES`).
+    split_widths
+        Half width of the smooth splits on each descriptor (:func:`gmt_ase.invariant.soft_trees.soft_predict`),
+        in the descriptor's units; ``None``: hard splits (a piecewise-constant model, for tests only).
     """
 
     table: ElementTable
     cutoff: float
     targets: Mapping[str, InvariantTarget]
     descriptor_names: tuple[str, ...] = DESCRIPTOR_NAMES
+    split_widths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.targets) - set(INVARIANTS)
         if unknown:
             raise ValueError(f"unknown invariants {sorted(unknown)}; known: {list(INVARIANTS)}")
         _ = self._columns  # resolving the columns refuses descriptors this code does not compute
+        if self.split_widths is not None:
+            widths = np.asarray(self.split_widths, dtype=np.float64)
+            if widths.shape != (len(self.descriptor_names),) or not np.all(widths > 0):
+                raise ValueError(f"split_widths must be {len(self.descriptor_names)} positive numbers")
         for name, target in self.targets.items():
             if target.trees.n_features != len(self.descriptor_names):
                 raise ValueError(
@@ -146,6 +161,7 @@ class InvariantModel:
             "cutoff": self.cutoff,
             "element_table": self.table.to_dict(),
             "targets": {name: target.to_dict(binary) for name, target in self.targets.items()},
+            "split_widths": None if self.split_widths is None else np.asarray(self.split_widths).tolist(),
         }
 
     @classmethod
@@ -162,6 +178,7 @@ class InvariantModel:
             cutoff=float(data["cutoff"]),
             targets={name: InvariantTarget.from_dict(t) for name, t in data["targets"].items()},
             descriptor_names=tuple(data["descriptor_names"]),
+            split_widths=None if data.get("split_widths") is None else np.asarray(data["split_widths"], dtype=float),
         )
 
     def all_descriptors(self, graphs: Sequence[Any], cells: Sequence[np.ndarray]) -> np.ndarray:
@@ -170,9 +187,7 @@ class InvariantModel:
         The graphs are :class:`gmt_ase.graph.crystal_graph.CrystalGraph`.
         """
         rows = [
-            crystal_descriptors(
-                g.numbers, cell, g.edge_index, g.edge_vec, len(g.operations), self.table, self.cutoff
-            )
+            crystal_descriptors(g.numbers, cell, g.edge_index, g.edge_vec, self.table, self.cutoff)
             for g, cell in zip(graphs, cells, strict=True)
         ]
         return np.stack(rows).reshape(len(rows), len(DESCRIPTOR_NAMES))
@@ -193,12 +208,18 @@ class InvariantModel:
         blended: dict[str, np.ndarray] = {}
         for name, target in self.targets.items():
             offset = INVARIANTS[name]
-            trees = target.trees.predict(descriptors)
+            trees = self.tree_values(target, descriptors)
             own = _log_transform([inv[name] for inv in network], offset)
             weight = np.where(np.isfinite(own), target.network_weight, 0.0)
             log_value = (1.0 - weight) * trees + weight * np.where(np.isfinite(own), own, 0.0)
             blended[name] = offset + np.exp(log_value)
         return [{name: float(values[i]) for name, values in blended.items()} for i in range(len(network))]
+
+    def tree_values(self, target: InvariantTarget, descriptors: np.ndarray) -> np.ndarray:
+        """One target's tree output per row: smooth splits with :attr:`split_widths`, else hard ones."""
+        if self.split_widths is None:
+            return target.trees.predict(descriptors)
+        return soft_predict(target.trees, descriptors, self.split_widths)
 
     def apply(
         self,

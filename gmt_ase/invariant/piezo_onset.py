@@ -5,7 +5,7 @@ prototypes set the magnitude from descriptors that barely notice a 0.01 A distor
 rock salt that loses its inversion centre got the full magnitude of a typical piezoelectric. Physically the
 response vanishes with the polar distortion. Every predicted piezo tensor is therefore multiplied by
 ``g(D) = t^p / sqrt(1 + t^(2p))``, ``t = D / ONSET_DISTANCE``, where ``D`` is the RMS displacement that
-makes the structure centrosymmetric (:func:`gmt_ase.core.pseudosymmetry.centrosymmetry_distance`): 1 for a
+makes the structure centrosymmetric (:func:`gmt_ase.graph.pseudosymmetry.centrosymmetry_distance`): 1 for a
 clearly polar crystal, of order ``t^p`` for a nearly centrosymmetric one, and continuous (C1) in the
 positions. Of the 772 piezoelectric records of our data, 2.5 % have ``D < 0.062 A`` (``g < 0.9``); random
 0.01 / 0.02 A rattles give ``D`` of about 0.011 / 0.023 A, so ``g`` of about 0.01 / 0.08.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gmt_ase.core.pseudosymmetry import centrosymmetry_distance
+from gmt_ase.graph.pseudosymmetry import centrosymmetry_distance
 
 __all__ = ["ONSET_DISTANCE", "ONSET_POWER", "onset_factor", "piezo_onset_factor"]
 

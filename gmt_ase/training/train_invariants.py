@@ -35,10 +35,16 @@ from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
 from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.boosted_trees import combine_ensembles, from_lightgbm
 from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, element_table_from_pymatgen
-from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, network_invariants
+from gmt_ase.invariant.invariant_model import (
+    INVARIANTS,
+    PIEZO_ZERO,
+    InvariantModel,
+    InvariantTarget,
+    network_invariants,
+)
 from gmt_ase.training.data import ALL_SOURCES, load_records, split_by_material
 
-__all__ = ["LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
+__all__ = ["BLEND_WEIGHTS", "LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
 
 #: Tree settings (issue 9 experiments). 5-fold grouped cross-validation on train + val: L1 beat L2 and
 #: Huber for K and G; with the bond-network descriptors K/G MAE went 11.02/11.75 -> 10.67/11.26 GPa, and
@@ -57,7 +63,7 @@ LIGHTGBM_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "verbose": -1,
 }
-_BLEND_WEIGHTS = np.linspace(0.0, 0.6, 13)
+BLEND_WEIGHTS = np.linspace(0.0, 0.6, 13)
 #: Boosted models of this many seeds are averaged (bagging; about -2 % G MAE in cross-validation for two).
 N_SEEDS = 2
 _SPLITS = ("train", "val", "test")
@@ -101,7 +107,7 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     for start in range(0, len(crystals), 64):
         chunk = crystals[start : start + 64]
         descriptors.append(scratch.descriptors(predictor.graphs(chunk), [c.cell for c in chunk]))
-        own += [[network_invariants(t)[n] for n in names] for t in predictor.predict(chunk)]
+        own += [[_network_row(t)[n] for n in names] for t in predictor.predict(chunk)]
     arrays = {
         "descriptors": np.concatenate(descriptors),
         "descriptor_names": np.array(DESCRIPTOR_NAMES),
@@ -115,6 +121,17 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **arrays)
     return arrays
+
+
+def _network_row(prediction: dict[str, Any]) -> dict[str, float]:
+    """Return the network's invariants of one prediction, with its piezo magnitude where the tensor is non-zero.
+
+    The predictor rescales the network's piezo tensor by ``invariant / magnitude``, so the blend sees it.
+    """
+    own = network_invariants(prediction)
+    if own["piezo_norm"] > PIEZO_ZERO and "piezoelectric_magnitude" in prediction:
+        own["piezo_norm"] = float(prediction["piezoelectric_magnitude"])
+    return own
 
 
 def _log(values: np.ndarray, offset: float) -> np.ndarray:
@@ -160,8 +177,8 @@ def _fit_target(
         parts.append((target, part_weight, part_rows, boosters, rounds))
     pred = sum(w * np.mean([b.predict(x) for b in boosters], axis=0) for _, w, _, boosters, _ in parts)
     val = rows["val"] & np.isfinite(own)
-    errors = [np.abs((1 - w) * pred[val] + w * own[val] - y[val]).mean() for w in _BLEND_WEIGHTS]
-    weight = float(_BLEND_WEIGHTS[int(np.argmin(errors))])
+    errors = [np.abs((1 - w) * pred[val] + w * own[val] - y[val]).mean() for w in BLEND_WEIGHTS]
+    weight = float(BLEND_WEIGHTS[int(np.argmin(errors))])
     blended = (1 - weight) * pred + weight * np.where(np.isfinite(own), own, pred)
     log_std = float(np.std(blended[val] - y[val]))
     ensembles, weights = [], []
