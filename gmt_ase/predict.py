@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gmt_ase.graph.pseudosymmetry import near_centrosymmetric_warning
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal import prepare_crystal as _prepare
+from gmt_ase.graph.pseudosymmetry import near_centrosymmetric_warning
 from gmt_ase.invariant.applicability import applicability_warnings, output_invariants
 from gmt_ase.invariant.piezo_prototypes import distant_prototype_warning
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian

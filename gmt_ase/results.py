@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gmt_ase.core.derived import DERIVED_UNITS, derived_properties
+from gmt_ase.core.invariants import INVARIANTS
 from gmt_ase.core.tensors import TARGETS, full_to_voigt
-from gmt_ase.invariant.invariant_model import INVARIANTS
 
 __all__ = [
     "NO_UNCERTAINTY_NOTE",
@@ -44,7 +44,7 @@ SCALAR_LOG_OFFSETS: dict[str, float] = {
 }
 #: Said wherever a model has no calibrated spread: unknown, never zero.
 NO_UNCERTAINTY_NOTE = (
-    "no uncertainty: this model has no calibrated spread (e.g. the single-network 'fast' model); "
+    "no uncertainty: this model has no calibrated spread (e.g. a checkpoint of your own, not calibrated); "
     "the error of these predictions is unknown, not zero"
 )
 

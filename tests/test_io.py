@@ -416,7 +416,7 @@ def test_every_shipped_model_reports_the_version_of_its_card(name: str, capsys: 
     card = json.loads((Path(str(resources.files("gmt_ase.models"))) / f"{name}.json").read_text())
     metadata, sha = gmt_io.read_checkpoint_metadata(name)
     assert sha == card["sha256"] and metadata["version"] == str(card["version"]) and metadata["name"] == name
-    assert main(["info", "--model", name]) == 0
+    assert main(["info", "--model", name, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["name"], info["version"]) == (name, str(card["version"]))
     markdown = (Path(str(resources.files("gmt_ase.models"))) / f"{name}.md").read_text()

@@ -22,6 +22,7 @@ import numpy as np
 from gmt_ase.core.tensors import full_from_mandel, mandel_from_full
 
 __all__ = [
+    "INVARIANTS",
     "dielectric_mean",
     "piezo_norm",
     "rescale_dielectric",
@@ -29,6 +30,16 @@ __all__ = [
     "vrh_moduli",
 ]
 
+#: The rotation invariants a model predicts, with the offset below which each cannot go (its log-normal
+#: distribution is of ``value - offset``): moduli in GPa, dielectric means (vacuum: 1), the piezo norm of
+#: the full tensor in C/m^2.
+INVARIANTS: dict[str, float] = {
+    "k_vrh": 0.0,
+    "g_vrh": 0.0,
+    "eps_electronic_mean": 1.0,
+    "eps_total_mean": 1.0,
+    "piezo_norm": 0.0,
+}
 _HYDROSTATIC = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]) / np.sqrt(3.0)
 #: Mandel-form projector on hydrostatic strain (isotropic: commutes with every rotation).
 P_BULK = np.outer(_HYDROSTATIC, _HYDROSTATIC)

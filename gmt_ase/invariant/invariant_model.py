@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from gmt_ase.core.invariants import (
+    INVARIANTS,
     dielectric_mean,
     piezo_norm,
     rescale_dielectric,
@@ -46,14 +47,6 @@ __all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", 
 
 #: 2: smooth descriptors and per-descriptor split widths (smooth trees); 1 (hard trees) is no longer computed.
 FORMAT_VERSION = 2
-#: Invariants and their transforms: trees predict ``log(value - offset)``.
-INVARIANTS: Mapping[str, float] = {
-    "k_vrh": 0.0,  # GPa
-    "g_vrh": 0.0,  # GPa
-    "eps_electronic_mean": 1.0,
-    "eps_total_mean": 1.0,
-    "piezo_norm": 0.0,  # C/m^2, Frobenius norm of the full tensor
-}
 #: A network piezo tensor below this norm (C/m^2) is zero by symmetry and is not rescaled.
 PIEZO_ZERO = 1e-8
 
