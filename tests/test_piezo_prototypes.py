@@ -27,7 +27,9 @@ def _features(atoms: Atoms, table: ElementTable) -> dict:
     crystal, symmetry = prepare_crystal(atoms, cutoff=CUTOFF)
     graph = crystal_graph(crystal, CUTOFF)
     return {
-        "descriptors": crystal_descriptors(graph.numbers, crystal.cell, graph.edge_index, graph.edge_vec, table, CUTOFF),
+        "descriptors": crystal_descriptors(
+            graph.numbers, crystal.cell, graph.edge_index, graph.edge_vec, table, CUTOFF
+        ),
         "space_group": symmetry.space_group_number,
         "standard_rotation": symmetry.standard_rotation,
         "standard_lattice": symmetry.standard_lattice,

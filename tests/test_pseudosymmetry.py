@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from ase.build import bulk, make_supercell
 
-from gmt_ase.graph.pseudosymmetry import centrosymmetry_distance, near_centrosymmetric_warning
 from gmt_ase.evaluation.textbook import build_textbook, cubic_batio3
+from gmt_ase.graph.pseudosymmetry import centrosymmetry_distance, near_centrosymmetric_warning
 from gmt_ase.invariant.piezo_onset import ONSET_DISTANCE, onset_factor
 from gmt_ase.testing import random_orthogonal, transform_atoms
 
