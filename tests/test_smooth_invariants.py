@@ -123,3 +123,26 @@ def test_coordination_counts_fade_in_smoothly_at_the_cutoff(table: ElementTable)
     column = DESCRIPTOR_NAMES.index("neighbours_within_cutoff_mean")
     values = [_descriptors(bulk("Cu", "fcc", a=a), table)[column] for a in np.linspace(3.5, 3.7, 81)]
     assert np.abs(np.diff(values)).max() < 0.5  # a hard count jumps by 6 or 12 neighbours at once
+
+
+def _dense_soft_sum(trees: TreeEnsemble, x: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Oracle: every leaf of every tree weighted by the product of split probabilities along its path."""
+    layout = trees.complete_layout
+    total = np.zeros(len(x))
+    for t in range(len(layout.feature)):
+        reach = np.ones((len(x), 1))
+        for level in range(layout.depth):
+            nodes = np.arange(2**level - 1, 2 ** (level + 1) - 1)
+            f, thr = layout.feature[t, nodes], layout.threshold[t, nodes]
+            p = smooth_step(np.where(np.isinf(thr), 1.0, (thr - x[:, f]) / (2 * widths[f]) + 0.5))
+            reach = np.stack([reach * p, reach * (1 - p)], axis=-1).reshape(len(x), -1)
+        total += reach @ layout.leaf[t]
+    return total
+
+
+def test_branching_walk_equals_the_dense_leaf_sum() -> None:
+    """The walkers that branch only near thresholds give the full probability-weighted sum over all leaves."""
+    trees = _random_trees(25, 4, 3, seed=5)
+    x = np.random.default_rng(6).normal(size=(40, 3))
+    widths = np.array([0.3, 0.8, 0.05])
+    np.testing.assert_allclose(soft_predict(trees, x, widths), _dense_soft_sum(trees, x, widths), atol=1e-12)

@@ -24,10 +24,11 @@ _BLOCK = 1 << 20
 
 
 def _left_probability(x: np.ndarray, threshold: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Probability of going left at splits with the given thresholds and half widths."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (threshold - x) / (2.0 * width) + 0.5
-    return smooth_step(np.nan_to_num(z, nan=1.0, posinf=1.0, neginf=0.0))
+    """Probability of going left at splits with the given thresholds and half widths.
+
+    Padding splits have an infinite threshold: ``z`` is then ``+inf`` and the step exactly 1 (``x`` is finite).
+    """
+    return smooth_step((threshold - x) / (2.0 * width) + 0.5)
 
 
 def soft_predict(ensemble: TreeEnsemble, features: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -62,29 +63,29 @@ def soft_predict(ensemble: TreeEnsemble, features: np.ndarray, widths: np.ndarra
 
 
 def _soft_block(layout: object, features: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Row sums of the smooth trees: walkers branch only at splits within their window.
+
+    Every (row, tree) pair starts one walker of weight 1 at the root; at a split a walker goes left with
+    weight ``w p`` and right with ``w (1 - p)``, and a branch of weight zero is dropped (``p`` is exactly 0
+    or 1 outside the window), so the sum of leaf values times weights is the probability-weighted sum over
+    all leaves at the cost of the hard walk plus the few branches near a threshold.
+    """
     n_rows, (n_trees, n_splits) = len(features), layout.feature.shape
-    tree = np.arange(n_trees)[None, :]
-    heap = np.zeros((n_rows, n_trees), dtype=np.int64)
-    soft = np.zeros((n_rows, n_trees), dtype=bool)
-    for _ in range(layout.depth):  # the hard walk, noting pairs that pass a split within its window
-        feature, threshold = layout.feature[tree, heap], layout.threshold[tree, heap]
-        x = np.take_along_axis(features, feature, axis=1)
-        soft |= np.abs(x - threshold) < widths[feature]
-        heap = 2 * heap + 1 + (x > threshold)
-    out = layout.leaf[tree, heap - n_splits]  # (rows, trees) the hard leaves
-    rows, trees = np.nonzero(soft)
-    if rows.size:
-        out[rows, trees] = _weighted_leaves(layout, features[rows], trees, widths)
-    return out.sum(axis=1)
-
-
-def _weighted_leaves(layout: object, x: np.ndarray, trees: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """Probability-weighted leaf sum of one tree per row (K rows)."""
-    feature, threshold = layout.feature[trees], layout.threshold[trees]  # (K, n_splits)
-    left = _left_probability(np.take_along_axis(x, feature, axis=1), threshold, widths[feature])
-    reach = np.ones((len(trees), 1))
-    for level in range(layout.depth):
-        start = 2**level - 1
-        p = left[:, start : 2 * start + 1]  # (K, 2**level) the level's nodes, left to right
-        reach = np.stack([reach * p, reach * (1.0 - p)], axis=-1).reshape(len(trees), -1)
-    return np.einsum("kl,kl->k", reach, layout.leaf[trees])
+    row = np.repeat(np.arange(n_rows), n_trees)
+    tree = np.tile(np.arange(n_trees), n_rows)
+    heap = np.zeros(n_rows * n_trees, dtype=np.int64)
+    weight = np.ones(n_rows * n_trees)
+    for _ in range(layout.depth):
+        feature = layout.feature[tree, heap]
+        left = _left_probability(features[row, feature], layout.threshold[tree, heap], widths[feature])
+        go_left, go_right = left > 0.0, left < 1.0
+        both = go_left & go_right
+        if not both.any():  # every walker on a sure path: the hard step
+            heap = 2 * heap + 1 + go_right
+            continue
+        row = np.concatenate([row[go_left], row[go_right]])
+        tree = np.concatenate([tree[go_left], tree[go_right]])
+        weight = np.concatenate([weight[go_left] * left[go_left], weight[go_right] * (1.0 - left[go_right])])
+        heap = np.concatenate([2 * heap[go_left] + 1, 2 * heap[go_right] + 2])
+    values = layout.leaf[tree, heap - n_splits] * weight
+    return np.bincount(row, weights=values, minlength=n_rows)
