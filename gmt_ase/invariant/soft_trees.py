@@ -71,21 +71,24 @@ def _soft_block(layout: object, features: np.ndarray, widths: np.ndarray) -> np.
     all leaves at the cost of the hard walk plus the few branches near a threshold.
     """
     n_rows, (n_trees, n_splits) = len(features), layout.feature.shape
+    n_features = features.shape[1]
+    flat_features, flat_split, flat_threshold = features.ravel(), layout.feature.ravel(), layout.threshold.ravel()
     row = np.repeat(np.arange(n_rows), n_trees)
     tree = np.tile(np.arange(n_trees), n_rows)
     heap = np.zeros(n_rows * n_trees, dtype=np.int64)
     weight = np.ones(n_rows * n_trees)
     for _ in range(layout.depth):
-        feature = layout.feature[tree, heap]
-        left = _left_probability(features[row, feature], layout.threshold[tree, heap], widths[feature])
+        node = tree * n_splits + heap  # flat indices: np.take is faster than 2-d fancy indexing
+        feature = np.take(flat_split, node)
+        x = np.take(flat_features, row * n_features + feature)
+        left = _left_probability(x, np.take(flat_threshold, node), np.take(widths, feature))
         go_left, go_right = left > 0.0, left < 1.0
-        both = go_left & go_right
-        if not both.any():  # every walker on a sure path: the hard step
+        if not (go_left & go_right).any():  # every walker on a sure path: the hard step
             heap = 2 * heap + 1 + go_right
             continue
         row = np.concatenate([row[go_left], row[go_right]])
         tree = np.concatenate([tree[go_left], tree[go_right]])
         weight = np.concatenate([weight[go_left] * left[go_left], weight[go_right] * (1.0 - left[go_right])])
         heap = np.concatenate([2 * heap[go_left] + 1, 2 * heap[go_right] + 2])
-    values = layout.leaf[tree, heap - n_splits] * weight
+    values = np.take(layout.leaf.ravel(), tree * (n_splits + 1) + heap - n_splits) * weight
     return np.bincount(row, weights=values, minlength=n_rows)
