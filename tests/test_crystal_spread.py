@@ -151,18 +151,12 @@ def test_scaled_uncertainty_follows_the_crystal_sigma():
 @pytest.fixture(scope="module")
 def tiny_ensemble_predictor():
     """A seeded two-member tiny ensemble with the shipped invariant model (loads in seconds)."""
+    from gmt_ase.inference.io import tiny_model_config
     from gmt_ase.inference.predictor import TensorPredictor
-    from gmt_ase.nn.model import GMTEnsemble, ModelConfig
+    from gmt_ase.nn.model import GMTEnsemble
 
     torch.manual_seed(0)
-    config = ModelConfig(
-        scalar_dim=16,
-        invariant_layers=1,
-        density_channels=(4, 4, 4, 2, 2),
-        hidden_irreps="8x0e+4x1o+4x2e+2x2o+2x3o+2x4e",
-        product_irreps="2x0e+2x1o+2x2e+1x3o+1x4e",
-        head_irreps="4x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
-    )
+    config = tiny_model_config()
     shipped = torch.load(resources.files("gmt_ase.models") / "default.pt", map_location="cpu", weights_only=True)
     metadata = {
         "species": list(range(1, 95)),

@@ -25,9 +25,9 @@ from ase.build import make_supercell, niggli_reduce
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
 from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.evaluation.textbook import CENTROSYMMETRIC, TEXTBOOK_CRYSTALS, build_textbook, cubic_batio3
+from gmt_ase.invariant.invariant_model import network_invariants
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
 __all__ = [
@@ -75,6 +75,7 @@ class CheckResult:
 def _full(prediction: object) -> dict[str, np.ndarray]:
     return {
         "dielectric_electronic": np.asarray(prediction.dielectric_electronic, dtype=float),
+        "dielectric_ionic": np.asarray(prediction.dielectric_ionic, dtype=float),
         "dielectric_total": np.asarray(prediction.dielectric_total, dtype=float),
         "piezoelectric": voigt_to_full(np.asarray(prediction.piezoelectric, dtype=float)),
         "elastic": voigt_to_full(np.asarray(prediction.elastic, dtype=float)),
@@ -83,15 +84,7 @@ def _full(prediction: object) -> dict[str, np.ndarray]:
 
 def invariants_of(prediction: object) -> dict[str, float]:
     """K_VRH, G_VRH (GPa), dielectric means and the piezo norm of the full 3x3x3 tensor (C/m^2)."""
-    full = _full(prediction)
-    k_vrh, g_vrh = vrh_moduli(full["elastic"])
-    return {
-        "k_vrh": k_vrh,
-        "g_vrh": g_vrh,
-        "eps_electronic_mean": dielectric_mean(full["dielectric_electronic"]),
-        "eps_total_mean": dielectric_mean(full["dielectric_total"]),
-        "piezo_norm": piezo_norm(full["piezoelectric"]),
-    }
+    return network_invariants(_full(prediction))
 
 
 def _failed(prediction: object) -> str | None:

@@ -39,9 +39,6 @@ class CrystalInput:
         (3, 3) lattice, rows are lattice vectors, Angstrom.
     operations
         (G, 3, 3) Cartesian point-group operations (:func:`gmt_ase.core.symmetry.analyze_symmetry`).
-    all_atoms_equivalent
-        Every atom is symmetry-equivalent to every other (elemental diamond, fcc, bcc, hcp): their Born
-        charges are equal and sum to zero, so the ionic dielectric tensor is exactly zero.
     edges
         The crystal's one neighbour list (within the model's cutoff), if :func:`prepare_crystal` was given
         one: the distance check, the graph and the applicability warnings all read it.
@@ -56,7 +53,6 @@ class CrystalInput:
     positions: np.ndarray
     cell: np.ndarray
     operations: np.ndarray
-    all_atoms_equivalent: bool = False
     edges: NeighborEdges | None = None
     space_group_number: int = 0
     standard_rotation: np.ndarray | None = None
@@ -111,7 +107,6 @@ def prepare_crystal(
         positions=np.array(atoms.positions, dtype=float),
         cell=cell,
         operations=symmetry.operations,
-        all_atoms_equivalent=symmetry.n_orbits == 1,
         edges=edges,
         space_group_number=symmetry.space_group_number,
         standard_rotation=symmetry.standard_rotation,

@@ -10,8 +10,9 @@ distance of a centrosymmetric arrangement.
 from __future__ import annotations
 
 import numpy as np
-import spglib
 from ase.geometry import minkowski_reduce
+
+from gmt_ase.core.symmetry import analyze_cell
 
 __all__ = [
     "MAX_ATOMS_FOR_DISTANCE",
@@ -76,15 +77,15 @@ def near_centrosymmetric_warning(
 
     Call it for crystals that are not centrosymmetric at the working tolerance (a non-zero piezo tensor).
     """
-    cell_tuple = (np.asarray(cell, float), np.asarray(scaled_positions, float), np.asarray(numbers, int))
-    dataset = spglib.get_symmetry_dataset(cell_tuple, symprec=distance)
-    if dataset is None:
+    try:
+        symmetry = analyze_cell(np.asarray(cell, float), np.asarray(scaled_positions, float),
+                                np.asarray(numbers, int), symprec=distance)
+    except ValueError:  # spglib found nothing at that tolerance
         return None
-    inversion = any(np.array_equal(rotation, -np.eye(3, dtype=int)) for rotation in dataset.rotations)
-    if not inversion:
+    if not any(np.allclose(operation, -np.eye(3), atol=1e-6) for operation in symmetry.operations):
         return None
     return (
-        f"within {distance} A of a centrosymmetric structure (space group {dataset.international} at that "
+        f"within {distance} A of a centrosymmetric structure (space group {symmetry.space_group_symbol} at that "
         "tolerance): the piezoelectric tensor comes from a small distortion and may be noise; check the "
         "structure's relaxation before trusting its sign or size"
     )

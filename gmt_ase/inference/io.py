@@ -28,7 +28,7 @@ from gmt_ase._version import __version__
 from gmt_ase.core.tensors import MODEL_TARGETS as OUTPUT_KEYS  # = gmt_ase.nn.model.OUTPUT_KEYS, without importing e3nn
 
 if TYPE_CHECKING:  # the network (and e3nn, ~2-3 s to import) is imported only to build one
-    from gmt_ase.nn.model import GMTEnsemble, GMTNet
+    from gmt_ase.nn.model import GMTEnsemble, GMTNet, ModelConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -323,22 +323,28 @@ def _check_payload(payload: Any, path: Path) -> None:
         raise CheckpointError(f"{path}: state_dict entry is not a dictionary of tensors")
 
 
+def tiny_model_config() -> ModelConfig:
+    """Return the :class:`~gmt_ase.nn.model.ModelConfig` of :func:`make_test_checkpoint` (a tiny network)."""
+    from gmt_ase.nn.model import ModelConfig
+
+    return ModelConfig(
+        scalar_dim=16,
+        invariant_layers=1,
+        density_channels=(4, 4, 4, 2, 2),
+        hidden_irreps="8x0e+4x1o+4x2e+2x2o+2x3o+2x4e",
+        product_irreps="2x0e+2x1o+2x2e+1x3o+1x4e",
+        head_irreps="4x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
+    )
+
+
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Write a tiny, seeded, **untrained** model covering elements 1-94 (for fast tests only)."""
-    from gmt_ase.nn.model import GMTNet, ModelConfig
+    from gmt_ase.nn.model import GMTNet
 
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        config = ModelConfig(
-            scalar_dim=16,
-            invariant_layers=1,
-            density_channels=(4, 4, 4, 2, 2),
-            hidden_irreps="8x0e+4x1o+4x2e+2x2o+2x3o+2x4e",
-            product_irreps="2x0e+2x1o+2x2e+1x3o+1x4e",
-            head_irreps="4x0e+2x1o+2x2e+2x2o+2x3o+2x4e",
-        )
-        net = GMTNet(config)
+        net = GMTNet(tiny_model_config())
     finally:
         torch.random.set_rng_state(generator_state)
     save_checkpoint(path, net, metadata={"name": "test-tiny", "version": "0", "species": range(1, 95)})

@@ -22,7 +22,13 @@ from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph, pa
 from gmt_ase.inference.crystal_spread import add_crystal_spreads
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.inference.members import capture_member_outputs
-from gmt_ase.invariant.invariant_model import PIEZO_ZERO, InvariantModel, network_invariants
+from gmt_ase.invariant.invariant_model import (
+    PIEZO_MAGNITUDE,
+    PIEZO_ZERO,
+    InvariantModel,
+    blend_invariants,
+    network_invariants,
+)
 from gmt_ase.invariant.piezo_onset import piezo_onset_factor
 from gmt_ase.invariant.piezo_prototypes import PiezoPrototypes, bond_tensors
 from gmt_ase.invariant.uncertainty import allowed_components, prediction_uncertainty, validate_calibration
@@ -30,9 +36,6 @@ from gmt_ase.nn.fused_product import fuse_self_products
 from gmt_ase.nn.model import OUTPUT_KEYS
 
 __all__ = ["CrystalInput", "TensorPredictor"]
-
-#: The network's piezo magnitude: the norm its piezo tensor has where the direction is fully grown.
-_MAGNITUDE = "piezoelectric_magnitude"
 
 
 def _default_device() -> torch.device:
@@ -138,21 +141,25 @@ class TensorPredictor:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with capture_member_outputs(self.model) as members:
                 outputs = self.model(batch)
-            arrays = {k: outputs[k].detach().to("cpu", torch.float64).numpy() for k in (*OUTPUT_KEYS, _MAGNITUDE)}
-            tensors = [{k: arrays[k][b] for k in (*OUTPUT_KEYS, _MAGNITUDE)} for b in range(len(chunk))]
+            keys = (*OUTPUT_KEYS, PIEZO_MAGNITUDE)
+            arrays = {k: outputs[k].detach().to("cpu", torch.float64).numpy() for k in keys}
+            tensors = [{k: arrays[k][b] for k in keys} for b in range(len(chunk))]
+            descriptors = None  # the invariant model's columns, shared with the per-crystal spreads
             if self.invariant_model is not None:
-                tensors = _rescale_to_invariants(self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes)
+                tensors, descriptors = _rescale_to_invariants(
+                    self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes
+                )
             for crystal, raw in zip(chunk, tensors, strict=True):  # grow from zero away from centrosymmetry
                 if np.linalg.norm(raw["piezoelectric"]) > PIEZO_ZERO:
                     raw["piezoelectric"] = raw["piezoelectric"] * piezo_onset_factor(
                         crystal.cell, crystal.positions, crystal.numbers
                     )
             chunk_results = self._symmetrised(chunk, tensors)
-            add_crystal_spreads(self, chunk, graphs, members, chunk_results)  # per-crystal sigmas, if calibrated
+            add_crystal_spreads(self, chunk, graphs, members, chunk_results, descriptors)  # if calibrated
             results.extend(chunk_results)
             if self.invariant_model is None:  # the network's own magnitude, for training the invariant model
                 for result, raw in zip(results[-len(chunk) :], tensors, strict=True):
-                    result[_MAGNITUDE] = float(raw[_MAGNITUDE])
+                    result[PIEZO_MAGNITUDE] = float(raw[PIEZO_MAGNITUDE])
         return results
 
     def _symmetrised(self, chunk: Sequence[CrystalInput], tensors: list[dict[str, np.ndarray]]) -> list[dict]:
@@ -199,20 +206,23 @@ def _rescale_to_invariants(
     graphs: Sequence[CrystalGraph],
     tensors: list[dict[str, np.ndarray]],
     prototypes: PiezoPrototypes | None = None,
-) -> list[dict[str, np.ndarray]]:
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps).
+
+    Returns the rescaled tensors and the chunk's descriptors (the model's columns).
 
     With ``prototypes``, a piezoelectric tensor that is not zero by symmetry takes the direction of the
     nearest prototype of its space group (:mod:`gmt_ase.invariant.piezo_prototypes`) where there is one.
     """
-    own = [_own_invariants(t) for t in tensors]
+    own = [blend_invariants(t) for t in tensors]
     descriptors = model.all_descriptors(graphs, [c.cell for c in chunk])
-    invariants = model.predict(model.columns(descriptors), own)
+    columns = model.columns(descriptors)
+    invariants = model.predict(columns, own)
     out = [model.apply(t, inv, o) for t, inv, o in zip(tensors, invariants, own, strict=True)]
+    if prototypes is None:
+        return out, columns
     for k, (crystal, graph, rescaled) in enumerate(zip(chunk, graphs, out, strict=True)):
         if own[k]["piezo_norm"] <= PIEZO_ZERO:
-            continue
-        if prototypes is None:
             continue
         transferred = prototypes.predict(
             descriptors[k],
@@ -228,16 +238,4 @@ def _rescale_to_invariants(
             rescaled["piezo_prototype_distance"] = float("inf")
         else:
             rescaled["piezoelectric"], rescaled["piezo_prototype"], rescaled["piezo_prototype_distance"] = transferred
-    return out
-
-
-def _own_invariants(tensors: dict[str, np.ndarray]) -> dict[str, float]:
-    """Return the network's invariants, with its piezo *magnitude* (the norm of a fully grown direction).
-
-    The network's piezo norm is its magnitude wherever the tensor is not zero by symmetry; the magnitude is read
-    directly, so the invariant model blends with the value the network was trained to give.
-    """
-    own = network_invariants(tensors)
-    if own["piezo_norm"] > PIEZO_ZERO:
-        own["piezo_norm"] = float(tensors[_MAGNITUDE])
-    return own
+    return out, columns

@@ -43,10 +43,21 @@ from gmt_ase.invariant.descriptors import (
 )
 from gmt_ase.invariant.soft_trees import soft_predict
 
-__all__ = ["INVARIANTS", "FORMAT_VERSION", "InvariantModel", "InvariantTarget", "network_invariants"]
+__all__ = [
+    "INVARIANTS",
+    "FORMAT_VERSION",
+    "PIEZO_MAGNITUDE",
+    "InvariantModel",
+    "InvariantTarget",
+    "blend_invariants",
+    "network_invariants",
+]
 
 #: 2: smooth descriptors and per-descriptor split widths (smooth trees); 1 (hard trees) is no longer computed.
 FORMAT_VERSION = 2
+#: Key of the network's piezo magnitude in its outputs: the norm of its piezo tensor where the direction is
+#: fully grown (:class:`gmt_ase.nn.model.GMTNet`).
+PIEZO_MAGNITUDE = "piezoelectric_magnitude"
 #: A network piezo tensor below this norm (C/m^2) is zero by symmetry and is not rescaled.
 PIEZO_ZERO = 1e-8
 
@@ -93,6 +104,18 @@ def network_invariants(tensors: Mapping[str, np.ndarray]) -> dict[str, float]:
         "eps_total_mean": electronic + dielectric_mean(tensors["dielectric_ionic"]),
         "piezo_norm": piezo_norm(tensors["piezoelectric"]),
     }
+
+
+def blend_invariants(tensors: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Return the network's invariants as the blend sees them: its piezo *magnitude* where not zero by symmetry.
+
+    ``tensors`` holds the network's Cartesian tensors and its :data:`PIEZO_MAGNITUDE`. The magnitude, not the
+    norm, is what the network was trained to give, and the piezo tensor is rescaled by ``invariant / magnitude``.
+    """
+    own = network_invariants(tensors)
+    if own["piezo_norm"] > PIEZO_ZERO:
+        own["piezo_norm"] = float(tensors[PIEZO_MAGNITUDE])
+    return own
 
 
 def _log_transform(values: np.ndarray, offset: float) -> np.ndarray:

@@ -6,8 +6,8 @@ writing the same crystal. Here a split sends a sample left with probability
 ``S((threshold - x) / (2 w) + 1/2)``, ``S`` the C2 smooth step of :func:`gmt_ase.invariant.descriptors.smooth_step`
 and ``w`` the feature's half width, and a tree's output is the sum of its leaf values weighted by the
 probability of reaching each leaf. Further than ``w`` from every threshold on its path a sample reaches
-exactly one leaf, so the smooth trees equal the hard ones there (and are evaluated like them: only the
-(sample, tree) pairs that meet a split within its window take the full weighted sum).
+exactly one leaf, so the smooth trees equal the hard ones there; they are evaluated like them, by walkers
+that branch only at splits within their window.
 """
 
 from __future__ import annotations

@@ -35,13 +35,7 @@ from gmt_ase.core.invariants import dielectric_mean, piezo_norm, vrh_moduli
 from gmt_ase.inference.io import save_atomically
 from gmt_ase.invariant.boosted_trees import combine_ensembles, from_lightgbm
 from gmt_ase.invariant.descriptors import DESCRIPTOR_NAMES, element_table_from_pymatgen
-from gmt_ase.invariant.invariant_model import (
-    INVARIANTS,
-    PIEZO_ZERO,
-    InvariantModel,
-    InvariantTarget,
-    network_invariants,
-)
+from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel, InvariantTarget, blend_invariants
 from gmt_ase.training.data import ALL_SOURCES, load_records, split_by_material
 
 __all__ = ["BLEND_WEIGHTS", "LIGHTGBM_PARAMS", "attach_invariant_model", "record_invariants", "train_invariant_model"]
@@ -107,7 +101,7 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     for start in range(0, len(crystals), 64):
         chunk = crystals[start : start + 64]
         descriptors.append(scratch.descriptors(predictor.graphs(chunk), [c.cell for c in chunk]))
-        own += [[_network_row(t)[n] for n in names] for t in predictor.predict(chunk)]
+        own += [[blend_invariants(t)[n] for n in names] for t in predictor.predict(chunk)]
     arrays = {
         "descriptors": np.concatenate(descriptors),
         "descriptor_names": np.array(DESCRIPTOR_NAMES),
@@ -121,17 +115,6 @@ def _features(model: str, data_dir: Path, sources: Sequence[str], cache: Path) -
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **arrays)
     return arrays
-
-
-def _network_row(prediction: dict[str, Any]) -> dict[str, float]:
-    """Return the network's invariants of one prediction, with its piezo magnitude where the tensor is non-zero.
-
-    The predictor rescales the network's piezo tensor by ``invariant / magnitude``, so the blend sees it.
-    """
-    own = network_invariants(prediction)
-    if own["piezo_norm"] > PIEZO_ZERO and "piezoelectric_magnitude" in prediction:
-        own["piezo_norm"] = float(prediction["piezoelectric_magnitude"])
-    return own
 
 
 def _log(values: np.ndarray, offset: float) -> np.ndarray:
