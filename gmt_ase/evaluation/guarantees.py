@@ -16,7 +16,7 @@ written differently, rattled or strained, and counts passes (DESIGN.md section 8
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,13 +134,36 @@ def _cell_variants(atoms: Atoms, seed: int) -> list[tuple[str, Atoms, np.ndarray
     return variants
 
 
+def _rewritten(atoms: Atoms, seed: int) -> list[tuple[str, Atoms, np.ndarray | None]]:
+    """Two rewritings of one crystal for the many-crystal checks.
+
+    A rotation (odd seeds) or reflection with shuffled, translated atoms in one structure, and (cells up to 24
+    atoms) a non-diagonal supercell.
+    """
+    rng = np.random.default_rng(seed)
+    q = random_orthogonal(rng, proper=bool(seed % 2))
+    moved = transform_atoms(atoms, q)[rng.permutation(len(atoms))]
+    moved.translate(rng.normal(size=3))
+    variants: list[tuple[str, Atoms, np.ndarray | None]] = [("rotated, shuffled and translated", moved, q)]
+    if len(atoms) <= 24:
+        supercell = make_supercell(atoms, [[1, 1, 0], [0, 1, 1], [1, 0, 1]])
+        variants.append(("non-diagonal supercell", supercell, np.eye(3)))
+    return variants
+
+
 def invariance_checks(predict: Predict, names: Iterable[str] = tuple(TEXTBOOK_CRYSTALS), rtol: float = 1e-4,
-                      seed: int = 0) -> CheckResult:
-    """Check for the same invariants (``rtol``) and co-rotating tensors for every way of writing each crystal."""
+                      seed: int = 0, structures: Mapping[str, Atoms] | None = None) -> CheckResult:
+    """Check for the same invariants (``rtol``) and co-rotating tensors for every way of writing each crystal.
+
+    Textbook crystals (``names``) are written in ten ways (rotations, a reflection, a translation, shuffled
+    atoms, diagonal and non-diagonal supercells, primitive, conventional and Niggli cells); ``structures``
+    (label -> crystal, e.g. crystals of the data) in the two of :func:`_rewritten`, which is cheaper.
+    """
     result = CheckResult("invariance")
-    for index, name in enumerate(names):
-        atoms = build_textbook(name)
-        variants = _cell_variants(atoms, seed + index)
+    crystals = [(name, build_textbook(name), _cell_variants) for name in names]
+    crystals += [(label, atoms, _rewritten) for label, atoms in (structures or {}).items()]
+    for index, (name, atoms, rewrite) in enumerate(crystals):
+        variants = rewrite(atoms, seed + index)
         predictions = predict([atoms, *(v[1] for v in variants)])
         reference = predictions[0]
         if (problem := _failed(reference)) is not None:

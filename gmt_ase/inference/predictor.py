@@ -18,11 +18,13 @@ import torch
 from gmt_ase.core.derived import longitudinal_coefficients
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
-from gmt_ase.graph.crystal_graph import CrystalGraph, collate, crystal_graph, padded_operations
+from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate, crystal_graph, padded_operations
 from gmt_ase.inference.crystal_spread import add_crystal_spreads
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.inference.members import capture_member_outputs
+from gmt_ase.invariant.equilibrium_volume import ELASTIC_INVARIANTS, EquilibriumVolume, scaled_to_volume
 from gmt_ase.invariant.invariant_model import (
+    INVARIANTS,
     PIEZO_MAGNITUDE,
     PIEZO_ZERO,
     InvariantModel,
@@ -94,6 +96,10 @@ class TensorPredictor:
         if prototype_data is not None and self.invariant_model is None:
             raise ValueError("a checkpoint with piezo prototypes needs an invariant model (descriptors and norms)")
         self.piezo_prototypes = PiezoPrototypes.from_dict(prototype_data) if prototype_data is not None else None
+        volume_data = metadata.get("equilibrium_volume")
+        if volume_data is not None and self.invariant_model is None:
+            raise ValueError("a checkpoint with an equilibrium-volume model needs an invariant model")
+        self.equilibrium_volume = EquilibriumVolume.from_dict(volume_data) if volume_data is not None else None
         calibration = metadata.get("uncertainty")
         self.calibration = validate_calibration(calibration) if calibration is not None else None
 
@@ -147,7 +153,7 @@ class TensorPredictor:
             descriptors = None  # the invariant model's columns, shared with the per-crystal spreads
             if self.invariant_model is not None:
                 tensors, descriptors = _rescale_to_invariants(
-                    self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes
+                    self.invariant_model, chunk, graphs, tensors, self.piezo_prototypes, self.equilibrium_volume
                 )
             for crystal, raw in zip(chunk, tensors, strict=True):  # grow from zero away from centrosymmetry
                 if np.linalg.norm(raw["piezoelectric"]) > PIEZO_ZERO:
@@ -206,10 +212,13 @@ def _rescale_to_invariants(
     graphs: Sequence[CrystalGraph],
     tensors: list[dict[str, np.ndarray]],
     prototypes: PiezoPrototypes | None = None,
+    volume: EquilibriumVolume | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Rescale the network's tensors to the invariant model's moduli, means and norms (isotropic maps).
 
     Returns the rescaled tensors and the chunk's descriptors (the model's columns).
+
+    With ``volume``, the elastic invariants follow its equation of state (:func:`_moduli_at_zero_pressure`).
 
     With ``prototypes``, a piezoelectric tensor that is not zero by symmetry takes the direction of the
     nearest prototype of its space group (:mod:`gmt_ase.invariant.piezo_prototypes`) where there is one.
@@ -217,7 +226,14 @@ def _rescale_to_invariants(
     own = [blend_invariants(t) for t in tensors]
     descriptors = model.all_descriptors(graphs, [c.cell for c in chunk])
     columns = model.columns(descriptors)
-    invariants = model.predict(columns, own)
+    if volume is None:
+        invariants = model.predict(columns, own)
+    else:
+        elastic = [name for name in ELASTIC_INVARIANTS if name in model.targets]
+        invariants = model.predict(columns, own, [name for name in model.targets if name not in elastic])
+        moduli = _moduli_on_equation_of_state(model, volume, chunk, descriptors, own, elastic)
+        for values, carried in zip(invariants, moduli, strict=True):
+            values.update(carried)
     out = [model.apply(t, inv, o) for t, inv, o in zip(tensors, invariants, own, strict=True)]
     if prototypes is None:
         return out, columns
@@ -239,3 +255,31 @@ def _rescale_to_invariants(
         else:
             rescaled["piezoelectric"], rescaled["piezo_prototype"], rescaled["piezo_prototype_distance"] = transferred
     return out, columns
+
+
+def _moduli_on_equation_of_state(
+    model: InvariantModel,
+    volume: EquilibriumVolume,
+    chunk: Sequence[CrystalInput],
+    descriptors: np.ndarray,
+    own: Sequence[dict[str, float]],
+    names: Sequence[str],
+) -> list[dict[str, float]]:
+    """Elastic invariants read at each crystal's zero-pressure volume and carried to its own by Murnaghan.
+
+    ``descriptors`` are the chunk's (every column); the crystals are scaled uniformly to the predicted ``V0``
+    (:mod:`gmt_ase.invariant.equilibrium_volume`), described again, and the trees' moduli there are multiplied
+    by ``(V0 / V) ** K'0``. A hydrostatic strain of the input changes only that factor.
+    """
+    if any(INVARIANTS[name] != 0.0 for name in names):
+        raise ValueError(f"the equation of state scales moduli without an offset, not {list(names)}")
+    log_ratio = volume.log_volume_ratio(descriptors)
+    graphs, cells = [], []
+    for crystal, ratio in zip(chunk, log_ratio, strict=True):
+        positions, cell = scaled_to_volume(crystal.positions, crystal.cell, ratio)
+        graphs.append(build_graph(crystal.numbers, positions, cell, crystal.operations, model.cutoff))
+        cells.append(cell)
+    at_zero_pressure = model.predict(model.descriptors(graphs, cells), own, names)
+    factors = volume.modulus_factor(log_ratio)
+    return [{name: value * factor for name, value in moduli.items()}
+            for moduli, factor in zip(at_zero_pressure, factors, strict=True)]

@@ -29,6 +29,7 @@ __all__ = [
     "element_table_from_pymatgen",
     "cutoff_taper",
     "first_shell",
+    "kinked_columns",
     "shell_weights",
     "smooth_step",
 ]
@@ -464,6 +465,13 @@ def crystal_descriptors(
     ]
     bond_network = _bond_network_features(numbers, volume, edges, radius, table)
     return np.concatenate([_site_statistics(table.values[numbers]), np.asarray(structure + bond_network)])
+
+
+def kinked_columns(names: Sequence[str]) -> np.ndarray:
+    """Mask of the geometric descriptors with a kink at symmetric structures (not the composition statistics)."""
+    composition = {f"{prop}_{stat}" for prop in ELEMENT_PROPERTIES for stat in ("mean", "std", "min", "max")}
+    marks = ("_std", "_min", "_max", "anisotropy", "min_eigenvalue")
+    return np.array([name not in composition and any(mark in name for mark in marks) for name in names])
 
 
 def descriptor_matrix(rows: Sequence[np.ndarray]) -> np.ndarray:

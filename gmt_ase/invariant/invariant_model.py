@@ -219,10 +219,20 @@ class InvariantModel:
         """Select the model's columns of an :meth:`all_descriptors` array."""
         return np.asarray(all_descriptors)[:, self._columns]
 
-    def predict(self, descriptors: np.ndarray, network: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
-        """Blended invariants per crystal from descriptors and the network's own invariants."""
+    def predict(
+        self,
+        descriptors: np.ndarray,
+        network: Sequence[Mapping[str, float]],
+        names: Sequence[str] | None = None,
+    ) -> list[dict[str, float]]:
+        """Blended invariants per crystal from descriptors and the network's own invariants.
+
+        ``names`` limits the prediction to these invariants (default: every target of the model).
+        """
         blended: dict[str, np.ndarray] = {}
         for name, target in self.targets.items():
+            if names is not None and name not in names:
+                continue
             offset = INVARIANTS[name]
             trees = self.tree_values(target, descriptors)
             own = _log_transform([inv[name] for inv in network], offset)

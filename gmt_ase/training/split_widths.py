@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gmt_ase.invariant.descriptors import ELEMENT_PROPERTIES
+from gmt_ase.invariant.descriptors import kinked_columns
 from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel
 from gmt_ase.training.train_invariants import BLEND_WEIGHTS
 
@@ -36,13 +36,6 @@ ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.3)
 #: rattled (minima, maxima, spreads and eigenvalue gaps grow like |strain| from their symmetric value): at 5x,
 #: validation log-MAE +1-2 %, and the strain and rattle checks' second differences shrink accordingly.
 KINK_FACTOR = 5.0
-
-
-def kinked_columns(names: Sequence[str]) -> np.ndarray:
-    """Mask of the geometric descriptors with a kink at symmetric structures (not the composition statistics)."""
-    composition = {f"{prop}_{stat}" for prop in ELEMENT_PROPERTIES for stat in ("mean", "std", "min", "max")}
-    marks = ("_std", "_min", "_max", "anisotropy", "min_eigenvalue")
-    return np.array([name not in composition and any(mark in name for mark in marks) for name in names])
 
 
 def split_widths(names: Sequence[str], scales: np.ndarray, alpha: float, kink_factor: float = KINK_FACTOR
