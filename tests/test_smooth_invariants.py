@@ -140,9 +140,11 @@ def _dense_soft_sum(trees: TreeEnsemble, x: np.ndarray, widths: np.ndarray) -> n
     return total
 
 
-def test_branching_walk_equals_the_dense_leaf_sum() -> None:
-    """The walkers that branch only near thresholds give the full probability-weighted sum over all leaves."""
+@pytest.mark.parametrize("widths", [[0.3, 0.8, 0.05], [5.0, 5.0, 5.0], [1e-9, 1e-9, 1e-9]])
+def test_branching_walk_equals_the_dense_leaf_sum(widths: list[float]) -> None:
+    """The walkers that branch only near thresholds give the full probability-weighted sum over all leaves:
+    with some branching, with every walker branching at every level, and with none."""
     trees = _random_trees(25, 4, 3, seed=5)
     x = np.random.default_rng(6).normal(size=(40, 3))
-    widths = np.array([0.3, 0.8, 0.05])
+    widths = np.array(widths)
     np.testing.assert_allclose(soft_predict(trees, x, widths), _dense_soft_sum(trees, x, widths), atol=1e-12)

@@ -65,30 +65,73 @@ def soft_predict(ensemble: TreeEnsemble, features: np.ndarray, widths: np.ndarra
 def _soft_block(layout: object, features: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Row sums of the smooth trees: walkers branch only at splits within their window.
 
-    Every (row, tree) pair starts one walker of weight 1 at the root; at a split a walker goes left with
-    weight ``w p`` and right with ``w (1 - p)``, and a branch of weight zero is dropped (``p`` is exactly 0
-    or 1 outside the window), so the sum of leaf values times weights is the probability-weighted sum over
-    all leaves at the cost of the hard walk plus the few branches near a threshold.
+    Every (row, tree) pair starts one walker of weight 1 at the root. A walker further than the half width
+    from a split's threshold takes the hard step in place (two comparisons with the window's edges, no
+    arithmetic); one inside the window goes left with weight ``w p`` and leaves a new walker going right with
+    weight ``w (1 - p)``. The new walkers are few and are walked alongside, so the sum of leaf values times
+    weights is the probability-weighted sum over all leaves at the cost of the hard walk.
     """
     n_rows, (n_trees, n_splits) = len(features), layout.feature.shape
-    n_features = features.shape[1]
-    flat_features, flat_split, flat_threshold = features.ravel(), layout.feature.ravel(), layout.threshold.ravel()
-    row = np.repeat(np.arange(n_rows), n_trees)
+    flat_features, flat_split = features.ravel(), layout.feature.ravel()
+    half = np.take(widths, flat_split)
+    low, high = layout.threshold.ravel() - half, layout.threshold.ravel() + half  # padding: +inf, sure left
     tree = np.tile(np.arange(n_trees), n_rows)
-    heap = np.zeros(n_rows * n_trees, dtype=np.int64)
-    weight = np.ones(n_rows * n_trees)
+    main = _Walkers(tree * n_splits, np.repeat(np.arange(n_rows) * features.shape[1], n_trees),
+                    np.zeros(n_rows * n_trees, dtype=np.int64), None)
+    spawned = _Walkers.empty()
     for _ in range(layout.depth):
-        node = tree * n_splits + heap  # flat indices: np.take is faster than 2-d fancy indexing
-        feature = np.take(flat_split, node)
-        x = np.take(flat_features, row * n_features + feature)
-        left = _left_probability(x, np.take(flat_threshold, node), np.take(widths, feature))
-        go_left, go_right = left > 0.0, left < 1.0
-        if not (go_left & go_right).any():  # every walker on a sure path: the hard step
-            heap = 2 * heap + 1 + go_right
-            continue
-        row = np.concatenate([row[go_left], row[go_right]])
-        tree = np.concatenate([tree[go_left], tree[go_right]])
-        weight = np.concatenate([weight[go_left] * left[go_left], weight[go_right] * (1.0 - left[go_right])])
-        heap = np.concatenate([2 * heap[go_left] + 1, 2 * heap[go_right] + 2])
-    values = np.take(layout.leaf.ravel(), tree * (n_splits + 1) + heap - n_splits) * weight
-    return np.bincount(row, weights=values, minlength=n_rows)
+        new_from_main = main.step(flat_split, flat_features, low, high, layout.threshold.ravel(), half)
+        new_from_spawned = spawned.step(flat_split, flat_features, low, high, layout.threshold.ravel(), half)
+        spawned = _Walkers.concatenate([spawned, new_from_main, new_from_spawned])
+    leaf = layout.leaf.ravel()
+    values = np.take(leaf, main.base + main.base // n_splits + main.heap - n_splits)
+    if main.weight is not None:
+        values = values * main.weight
+    sums = values.reshape(n_rows, n_trees).sum(axis=1)
+    if len(spawned.heap):
+        extra = np.take(leaf, spawned.base + spawned.base // n_splits + spawned.heap - n_splits) * spawned.weight
+        sums += np.bincount(spawned.offset // features.shape[1], weights=extra, minlength=n_rows)
+    return sums
+
+
+class _Walkers:
+    """Walkers through padded complete trees.
+
+    Each has a flat node base (``tree * n_splits``), a row offset into the flattened features
+    (``row * n_features``), a heap position and a weight (``weight`` ``None``: all 1).
+    """
+
+    def __init__(self, base: np.ndarray, offset: np.ndarray, heap: np.ndarray, weight: np.ndarray | None) -> None:
+        self.base, self.offset, self.heap, self.weight = base, offset, heap, weight
+
+    @classmethod
+    def empty(cls) -> _Walkers:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, none, np.zeros(0))
+
+    @classmethod
+    def concatenate(cls, parts: list[_Walkers]) -> _Walkers:
+        parts = [p for p in parts if len(p.heap)]
+        if len(parts) <= 1:
+            return parts[0] if parts else cls.empty()
+        return cls(*(np.concatenate([getattr(p, key) for p in parts]) for key in ("base", "offset", "heap", "weight")))
+
+    def step(self, split: np.ndarray, features: np.ndarray, low: np.ndarray, high: np.ndarray,
+             threshold: np.ndarray, half: np.ndarray) -> _Walkers:
+        """Move every walker one level down, in place; return the walkers that branched off to the right."""
+        if not len(self.heap):
+            return _Walkers.empty()
+        node = self.base + self.heap
+        x = np.take(features, self.offset + np.take(split, node))
+        some_left, some_right = x < np.take(high, node), x > np.take(low, node)
+        both = np.flatnonzero(some_left & some_right)
+        self.heap = 2 * self.heap + 2 - some_left  # sure right -> 2; left or branching -> 1
+        if not len(both):
+            return _Walkers.empty()
+        at = node[both]
+        left = _left_probability(x[both], np.take(threshold, at), np.take(half, at))
+        weight = np.ones(len(both)) if self.weight is None else self.weight[both]
+        if self.weight is None:
+            self.weight = np.ones(len(self.heap))
+        self.weight[both] = weight * left
+        return _Walkers(self.base[both], self.offset[both], self.heap[both] + 1, weight * (1.0 - left))
