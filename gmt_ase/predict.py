@@ -28,7 +28,7 @@ import numpy as np
 from gmt_ase.core.symmetry import DEFAULT_SYMPREC, SymmetryInfo
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal import prepare_crystal as _prepare
-from gmt_ase.graph.pseudosymmetry import near_centrosymmetric_warning
+from gmt_ase.graph.pseudosymmetry import CENTROSYMMETRY_DISTANCE, near_centrosymmetric_warning
 from gmt_ase.invariant.applicability import applicability_warnings, output_invariants
 from gmt_ase.invariant.piezo_prototypes import distant_prototype_warning
 from gmt_ase.results import PredictionFailure, TensorPrediction, prediction_from_cartesian
@@ -112,9 +112,8 @@ def _finish(
     )
     warnings = applicability_warnings(crystal.numbers, crystal.positions, crystal.cell, invariants,
                                       edges=crystal.edges)
-    if np.any(prediction.piezoelectric):
-        scaled = np.linalg.solve(crystal.cell.T, crystal.positions.T).T
-        near = near_centrosymmetric_warning(crystal.cell, scaled, crystal.numbers)
+    if np.any(prediction.piezoelectric) and CENTROSYMMETRY_DISTANCE in raw:
+        near = near_centrosymmetric_warning(float(raw[CENTROSYMMETRY_DISTANCE]))
         warnings += [near] if near is not None else []
     if "piezo_prototype_distance" in raw:
         far = distant_prototype_warning(float(raw["piezo_prototype_distance"]))

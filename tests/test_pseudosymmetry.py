@@ -61,9 +61,20 @@ def test_onset_factor_vanishes_with_the_distance_and_saturates() -> None:
     assert np.all(np.diff(values) >= 0) and np.abs(np.diff(values, 2)).max() < 1e-2
 
 
-def test_near_centrosymmetric_warning() -> None:
+def test_near_centrosymmetric_warning_reads_the_distance_from_centrosymmetry() -> None:
     shifted = cubic_batio3(0.05)
-    scaled = shifted.get_scaled_positions()
-    assert "centrosymmetric" in near_centrosymmetric_warning(shifted.cell[:], scaled, shifted.numbers)
+    near = centrosymmetry_distance(shifted.cell[:], shifted.positions, shifted.numbers)
+    assert 0.0 < near < 0.1
+    assert "centrosymmetric" in near_centrosymmetric_warning(near)
     zno = build_textbook("ZnO")
-    assert near_centrosymmetric_warning(zno.cell[:], zno.get_scaled_positions(), zno.numbers) is None
+    assert near_centrosymmetric_warning(centrosymmetry_distance(zno.cell[:], zno.positions, zno.numbers)) is None
+    assert near_centrosymmetric_warning(float("inf")) is None  # too large to measure: no claim
+
+
+def test_predictions_warn_for_nearly_centrosymmetric_crystals_only() -> None:
+    """Through the public API: the warning follows the piezo onset's distance, once per crystal."""
+    from gmt_ase.predict import predict_tensors
+
+    predictions = predict_tensors([cubic_batio3(0.05), build_textbook("ZnO")], model="fast", device="cpu")
+    assert sum("centrosymmetric" in w for w in predictions[0].warnings) == 1
+    assert not any("centrosymmetric" in w for w in predictions[1].warnings)

@@ -19,6 +19,7 @@ from gmt_ase.core.derived import longitudinal_coefficients
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate, crystal_graph, padded_operations
+from gmt_ase.graph.pseudosymmetry import CENTROSYMMETRY_DISTANCE
 from gmt_ase.inference.crystal_spread import add_crystal_spreads
 from gmt_ase.inference.io import checkpoint_card, load_checkpoint
 from gmt_ase.inference.members import capture_member_outputs
@@ -157,9 +158,10 @@ class TensorPredictor:
                 )
             for crystal, raw in zip(chunk, tensors, strict=True):  # grow from zero away from centrosymmetry
                 if np.linalg.norm(raw["piezoelectric"]) > PIEZO_ZERO:
-                    raw["piezoelectric"] = raw["piezoelectric"] * piezo_onset_factor(
+                    factor, raw[CENTROSYMMETRY_DISTANCE] = piezo_onset_factor(
                         crystal.cell, crystal.positions, crystal.numbers
                     )
+                    raw["piezoelectric"] = raw["piezoelectric"] * factor
             chunk_results = self._symmetrised(chunk, tensors)
             add_crystal_spreads(self, chunk, graphs, members, chunk_results, descriptors)  # if calibrated
             results.extend(chunk_results)
@@ -188,7 +190,7 @@ class TensorPredictor:
                 operations = np.asarray(crystal.operations, dtype=np.float64)
                 crystal_masks = {rank: mask[b] for rank, mask in masks.items()}
                 final["uncertainty"] = _uncertainty(final, operations, self.calibration, crystal_masks)
-            for key in ("piezo_prototype", "piezo_prototype_distance"):
+            for key in ("piezo_prototype", "piezo_prototype_distance", CENTROSYMMETRY_DISTANCE):
                 if key in raw:
                     final[key] = raw[key]
             results.append(final)

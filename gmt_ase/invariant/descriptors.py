@@ -257,7 +257,8 @@ def _angle_statistics(centre: np.ndarray, unit: np.ndarray, weight: np.ndarray, 
     included, so a lone bond gives 1) and the weighted shares of angles near 109.5, 90 and 180 degrees
     (smooth windows). All are continuous in the positions: a bond entering the shell enters with weight 0.
     """
-    order = np.argsort(centre, kind="stable")
+    kept = np.flatnonzero(weight > 0.0)  # bonds outside every shell add exact zeros to every sum below
+    order = kept[np.argsort(centre[kept], kind="stable")]
     centre, unit, weight = centre[order], unit[order], weight[order]
     counts = np.bincount(centre, minlength=n_atoms)
     starts = np.cumsum(counts) - counts

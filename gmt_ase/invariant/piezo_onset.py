@@ -34,6 +34,10 @@ def onset_factor(distance: float) -> float:
     return float(t / np.sqrt(1.0 + t * t))
 
 
-def piezo_onset_factor(cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> float:
-    """Return the onset factor of one crystal (Cartesian positions and cell, rows are lattice vectors)."""
-    return onset_factor(centrosymmetry_distance(cell, positions, numbers))
+def piezo_onset_factor(cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> tuple[float, float]:
+    """Return the onset factor of one crystal and its distance from centrosymmetry (Angstrom).
+
+    Cartesian positions and cell, rows are lattice vectors.
+    """
+    distance = centrosymmetry_distance(cell, positions, numbers)
+    return onset_factor(distance), distance
