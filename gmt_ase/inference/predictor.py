@@ -136,7 +136,9 @@ class TensorPredictor:
             projected onto the crystal's operations in float64 (exact to ~1e-15); ``uncertainty`` with a
             calibrated model; ``piezo_prototype`` (material id) when a piezoelectric prototype set the
             piezo tensor's direction, and ``piezo_prototype_distance`` (``inf``: no prototype) for every
-            non-zero piezo tensor of a model with prototypes.
+            non-zero piezo tensor of a model with prototypes; ``centrosymmetry_distance`` (Angstrom, RMS
+            displacement to the nearest centrosymmetric arrangement) with every non-zero piezo tensor of a model
+            with an invariant layer.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
