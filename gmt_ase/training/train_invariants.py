@@ -180,11 +180,20 @@ def _fit_target(
 
 def train_invariant_model(
     model: str, data_dir: Path, out: Path, sources: Sequence[str] = ALL_SOURCES, seed: int = 0,
-    refit: bool = False,
+    refit: bool = False, exclude: Sequence[str] = (),
 ) -> tuple[InvariantModel, dict[str, Any]]:
-    """Train the invariant model of a network checkpoint; writes ``out/invariant_model.json``."""
+    """Train the invariant model of a network checkpoint; writes ``out/invariant_model.json``.
+
+    ``exclude`` names descriptors the trees must not read (the model then stores the others' names).
+    """
     arrays = _features(model, data_dir, sources, out / "features.npz")
     from gmt_ase.invariant.descriptors import ElementTable
+
+    unknown = set(exclude) - set(DESCRIPTOR_NAMES)
+    if unknown:
+        raise ValueError(f"unknown descriptors to exclude: {sorted(unknown)}")
+    names = tuple(name for name in DESCRIPTOR_NAMES if name not in set(exclude))
+    arrays = {**arrays, "descriptors": arrays["descriptors"][:, [DESCRIPTOR_NAMES.index(n) for n in names]]}
 
     targets, metrics = {}, {}
     logs = {name: _log(arrays["truth"][:, j], offset) for j, (name, offset) in enumerate(INVARIANTS.items())}
@@ -197,7 +206,8 @@ def train_invariant_model(
             arrays["descriptors"], logs[name], own, arrays["split"], seed, refit, components
         )
     invariant_model = InvariantModel(
-        table=ElementTable(arrays["element_table"]), cutoff=float(arrays["cutoff"]), targets=targets
+        table=ElementTable(arrays["element_table"]), cutoff=float(arrays["cutoff"]), targets=targets,
+        descriptor_names=names,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "invariant_model.json").write_text(json.dumps(invariant_model.to_dict()))
@@ -222,9 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="LightGBM seed")
     parser.add_argument("--refit", action="store_true", help="refit on train + val with the early-stopped rounds")
     parser.add_argument("--attach", type=Path, help="write a copy of --model carrying the invariant model here")
+    parser.add_argument("--exclude", nargs="+", default=(), metavar="DESCRIPTOR", help="descriptors not to read")
     args = parser.parse_args(argv)
     invariant_model, metrics = train_invariant_model(args.model, args.data_dir, args.out, seed=args.seed,
-                                                     refit=args.refit)
+                                                     refit=args.refit, exclude=args.exclude)
     print(json.dumps(metrics, indent=2))
     if args.attach:
         attach_invariant_model(Path(args.model), invariant_model, args.attach)
