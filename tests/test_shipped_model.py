@@ -41,9 +41,10 @@ def test_card_matches_the_shipped_file(card: dict) -> None:
     path, expected_sha = resolve_model_path("default")
     loaded = load_checkpoint("default")  # raises CheckpointError on a checksum mismatch
     assert loaded.sha256 == expected_sha == card["sha256"]
-    # package-data budget: a 4 MB network ensemble, ~30,000 compressed trees of its invariant model (the
-    # refit on train + val grew them, v6: 18.5 MB) and the per-crystal spread's reference crystals
-    assert path.stat().st_size < 20 * 2**20
+    # package-data budget: a 4 MB network ensemble, the compressed trees of its invariant model (16 MB in v8,
+    # whose trees without the nearest-neighbour columns early-stopped later: v6 18.5 MB, v8 22.7 MB in all),
+    # the volume model's trees (1.4 MB) and the per-crystal spread's reference crystals
+    assert path.stat().st_size < 24 * 2**20
     assert sorted(loaded.species) == card["species"]
     assert {"dielectric_electronic", "elastic", "piezoelectric"} <= set(card["test_metrics"]["targets"])
 
