@@ -130,8 +130,8 @@ class _Walkers:
             return _Walkers.empty()
         at = node[both]
         left = _left_probability(x[both], np.take(threshold, at), np.take(half, at))
-        weight = np.ones(len(both)) if self.weight is None else self.weight[both]
         if self.weight is None:
             self.weight = np.ones(len(self.heap))
+        weight = self.weight[both]
         self.weight[both] = weight * left
         return _Walkers(self.base[both], self.offset[both], self.heap[both] + 1, weight * (1.0 - left))

@@ -65,10 +65,8 @@ def fit_volume_trees(
         return from_lightgbm(model.booster_), rounds
     model.fit(features[train], target[train], eval_set=[(features[val], target[val])],
               callbacks=[lgb.early_stopping(200, verbose=False)])
-    best = int(model.best_iteration_)
-    model = lgb.LGBMRegressor(n_estimators=best, n_jobs=threads, random_state=0, **_PARAMETERS)
-    model.fit(features[train], target[train])
-    return from_lightgbm(model.booster_), best
+    best = int(model.best_iteration_)  # the early-stopped trees, as train_invariants keeps them
+    return from_lightgbm(lgb.Booster(model_str=model.booster_.model_to_string(num_iteration=best))), best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
