@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -180,7 +181,7 @@ def _inputs(predictor, atoms_list):
 
 
 def test_spread_inputs_are_invariant_and_continuous(tiny_ensemble_predictor):
-    """Members, descriptors and elements: the same sigma for every cell and orientation, ~ after a rattle.
+    """Members, descriptors, elements, error score: the same sigma for every cell and orientation, ~ after a rattle.
 
     Every variant is given the first one's predicted invariants, so this isolates the spread's own inputs
     (the predictions' invariance is the physics-guarantee checks' business).
@@ -201,7 +202,10 @@ def test_spread_inputs_are_invariant_and_continuous(tiny_ensemble_predictor):
     crystals, graphs, calls, results, descriptors = _inputs(predictor, [*variants, *references])
     n = len(variants)
     keep = smooth_columns(descriptors[:1], descriptors[n - 1 : n], descriptors.std(axis=0) + 1e-3)
-    spread = toy_spread(np.vstack([descriptors[n:] + 0.05 * k for k in range(4)]), keep)
+    shipped_errors = predictor.calibration["crystal_spread"].error_model
+    assert shipped_errors is not None  # the shipped error model's score is part of the check
+    spread = replace(toy_spread(np.vstack([descriptors[n:] + 0.05 * k for k in range(4)]), keep),
+                     error_model=shipped_errors)
     predictor.calibration = {**predictor.calibration, "crystal_spread": spread}
     sigmas = chunk_log_sigmas(
         predictor,

@@ -11,7 +11,7 @@
 * :mod:`~gmt_ase.invariant.piezo_prototypes`: piezo directions transferred from the nearest known crystal of the
   same space group, exactly equivariantly;
 * :mod:`~gmt_ase.invariant.uncertainty`: calibrated one-sigma uncertainties, :mod:`~gmt_ase.invariant.spread`
-  their per-crystal spreads;
+  their per-crystal spreads, :mod:`~gmt_ase.invariant.error_model` the learned error score they read;
 * :mod:`~gmt_ase.invariant.metallicity`: which crystals are likely metals;
 * :mod:`~gmt_ase.invariant.applicability`: warnings, against ``training_stats.json`` (package data here).
 

@@ -5,7 +5,7 @@ For each invariant of :data:`~gmt_ase.invariant.invariant_model.INVARIANTS` the 
 
     log sigma = intercept + sum_j weight_j * (feature_j - centre_j) / scale_j
 
-with six smooth, rotation- and cell-invariant features of the crystal (:data:`FEATURES`):
+with seven smooth, rotation- and cell-invariant features of the crystal (:data:`FEATURES`):
 
 - ``member_spread``: standard deviation of the ensemble members' ``log(value - offset)`` (0 for one network);
 - ``blend_shift``: ``|log(final - offset) - mean of the members' log(value - offset)|``, how far the invariant
@@ -17,7 +17,10 @@ with six smooth, rotation- and cell-invariant features of the crystal (:data:`FE
   crystals in the family;
 - ``log_value``: ``log(final - offset)`` (relative errors are larger for small values);
 - ``log_g_over_k``: ``log(G_VRH / K_VRH)`` of the final prediction (Pugh's ratio: soft, nearly unstable
-  crystals have the largest relative shear-modulus errors).
+  crystals have the largest relative shear-modulus errors);
+- ``error_score``: the learned error model's expected ``log(|log error| + 0.02)``
+  (:mod:`gmt_ase.invariant.error_model`: smooth trees trained on out-of-fold residuals of the training
+  split, which know which kinds of crystal the trees get wrong; 0 without an error model).
 
 All numbers are plain data in the checkpoint's ``"uncertainty"`` under ``"crystal_spread"`` (see
 :meth:`CrystalSpread.to_dict`), fitted on the validation split by :mod:`gmt_ase.training.spread_fit`, which
@@ -32,13 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from gmt_ase.invariant.error_model import ErrorModel
 from gmt_ase.invariant.invariant_model import INVARIANTS
 from gmt_ase.invariant.packed_arrays import pack_arrays, unpack_arrays
 
 __all__ = ["FAMILY_OF", "FEATURES", "FORMAT_VERSION", "N_NEIGHBOURS", "CrystalSpread", "SpreadModel"]
 
-FORMAT_VERSION = 1
-FEATURES = ("member_spread", "blend_shift", "distance", "rarity", "log_value", "log_g_over_k")
+#: 2: the seventh feature ``error_score`` and the error model (version 9).
+FORMAT_VERSION = 2
+FEATURES = ("member_spread", "blend_shift", "distance", "rarity", "log_value", "log_g_over_k", "error_score")
 #: Training family whose crystals and element counts an invariant's distance and rarity use.
 FAMILY_OF: Mapping[str, str] = {
     "k_vrh": "elastic",
@@ -108,6 +113,8 @@ class CrystalSpread:
         Per family, (119,) training crystals holding each atomic number.
     models
         One :class:`SpreadModel` per invariant.
+    error_model
+        The learned error model of the ``error_score`` feature (``None``: the feature is 0).
     """
 
     n_descriptors: int
@@ -119,6 +126,12 @@ class CrystalSpread:
     families: np.ndarray
     element_counts: Mapping[str, np.ndarray]
     models: Mapping[str, SpreadModel]
+    error_model: ErrorModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.error_model is not None and self.error_model.n_descriptors != self.n_descriptors:
+            raise ValueError(f"error model reads {self.error_model.n_descriptors} descriptors, "
+                             f"the spread {self.n_descriptors}")
 
     def project(self, descriptors: np.ndarray) -> np.ndarray:
         """(N, K) coordinates of (N, n_descriptors) descriptor rows in the reference space."""
@@ -181,7 +194,9 @@ class CrystalSpread:
                 log_members = np.log(np.clip(np.asarray(members[name], dtype=np.float64) - offset, _EPS, None))
                 spread = log_members.std(axis=0)
                 shift = np.abs(log_final - log_members.mean(axis=0))
-            out[name] = np.stack([spread, shift, *cache[family], log_final, pugh], axis=1)
+            score = (np.zeros_like(log_final) if self.error_model is None
+                     else self.error_model.score(name, descriptors, log_final))
+            out[name] = np.stack([spread, shift, *cache[family], log_final, pugh, score], axis=1)
         return out
 
     def log_sigmas(
@@ -212,6 +227,7 @@ class CrystalSpread:
             "shape": [int(s) for s in self.reference.shape],
             "arrays": pack_arrays(arrays, _DTYPES),
             "models": {name: model.to_dict() for name, model in self.models.items()},
+            "error_model": None if self.error_model is None else self.error_model.to_dict(),
         }
 
     @classmethod
@@ -234,6 +250,7 @@ class CrystalSpread:
             families=arrays["families"].copy(),
             element_counts={f: arrays[f"counts_{f}"].astype(np.float64) for f in FAMILIES},
             models={name: SpreadModel.from_dict(m) for name, m in data["models"].items()},
+            error_model=None if data.get("error_model") is None else ErrorModel.from_dict(data["error_model"]),
         )
 
 

@@ -9,8 +9,9 @@
   :mod:`~gmt_ase.training.loop`, :mod:`~gmt_ase.training.averaging` and :mod:`~gmt_ase.training.checkpoints`;
 * after the network: :mod:`~gmt_ase.training.train_invariants`, :mod:`~gmt_ase.training.split_widths`,
   :mod:`~gmt_ase.training.equilibrium_volume_fit`, :mod:`~gmt_ase.training.piezo_prototypes`,
-  :mod:`~gmt_ase.training.calibration` (with :mod:`~gmt_ase.training.spread_fit` and
-  :mod:`~gmt_ase.training.spread_data`), :mod:`~gmt_ase.training.applicability_stats`.
+  :mod:`~gmt_ase.training.calibration` (with :mod:`~gmt_ase.training.spread_fit`,
+  :mod:`~gmt_ase.training.error_model_fit` and :mod:`~gmt_ase.training.spread_data`),
+  :mod:`~gmt_ase.training.applicability_stats`.
 
 May import: every layer below the batched API (core, graph, nn, invariant, inference) and
 :mod:`gmt_ase.predict` (to score what inference would accept). Never the calculator, evaluation or the

@@ -44,11 +44,13 @@ _Z95 = 1.959963984540054
 
 
 def calibrate(
-    model: str | Path, records: Sequence[TensorRecord], train: Sequence[TensorRecord] | None = None
+    model: str | Path, records: Sequence[TensorRecord], train: Sequence[TensorRecord] | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Calibration data of a checkpoint from labelled (validation) records.
 
-    With ``train`` records (the reference crystals) and an invariant model, a per-crystal spread is fitted too.
+    With ``train`` records (the reference crystals and the error model's residuals) and an invariant model,
+    a per-crystal spread is fitted too; ``threads`` are LightGBM's.
     """
     from gmt_ase.inference.predictor import TensorPredictor
 
@@ -76,7 +78,7 @@ def calibrate(
     }
     validate_calibration(calibration)
     if train is not None and predictor.invariant_model is not None:
-        spread, summary = fit_crystal_spread(predictor, train, collected)
+        spread, summary = fit_crystal_spread(predictor, train, collected, threads=threads)
         calibration["crystal_spread"] = spread.to_dict()
         calibration["crystal_spread_fit"] = summary
         validate_calibration(calibration)
@@ -96,9 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(a model refit on train + val, whose own validation errors are too small)",
     )
     parser.add_argument("--global-only", action="store_true", help="skip the per-crystal spread")
+    parser.add_argument("--threads", type=int, default=1, help="LightGBM threads of the error model")
     args = parser.parse_args(argv)
     splits = split_by_material(load_records(args.data_dir, ALL_SOURCES))
-    calibration = calibrate(args.model, splits["val"], None if args.global_only else splits["train"])
+    calibration = calibrate(args.model, splits["val"], None if args.global_only else splits["train"], args.threads)
     print(json.dumps({k: v for k, v in calibration.items() if k != "crystal_spread"}, indent=2))
     payload = torch.load(args.apply_to or args.model, map_location="cpu", weights_only=True)
     save_atomically({**payload, "uncertainty": calibration}, args.out)

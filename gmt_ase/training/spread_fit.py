@@ -1,6 +1,6 @@
 """Fit the per-crystal spread (:mod:`gmt_ase.invariant.spread`) of a checkpoint on the validation split.
 
-Three steps, each a function:
+Four steps, each a function:
 
 1. :func:`smooth_columns`: descriptor columns whose standardised value moves by less than
    :data:`RATTLE_TOLERANCE` when the validation crystals are rattled by :data:`RATTLE` A (point-group order,
@@ -11,7 +11,9 @@ Three steps, each a function:
    of the validation log errors (robust to their heavy tails; the weights of disagreement, distance and
    rarity kept non-negative: sigma grows on thin ice), then the intercept shifted so that
    ``|log error| <= 1.96 sigma`` holds for a conformal 95 % of the validation crystals (normalised split
-   conformal calibration).
+   conformal calibration);
+4. before 3, :func:`gmt_ase.training.error_model_fit.fit_error_model`: the error model of the
+   ``error_score`` feature, from out-of-fold residuals of the training crystals (never the validation ones).
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from gmt_ase.invariant.error_model import ErrorModel
 from gmt_ase.invariant.invariant_model import INVARIANTS
 from gmt_ase.invariant.spread import FAMILIES, FEATURES, LOG_RANGE, Z_CLIP, CrystalSpread, SpreadModel
+from gmt_ase.training.error_model_fit import fit_error_model
+from gmt_ase.training.split_widths import descriptor_scales
 from gmt_ase.training.spread_data import record_descriptors
+from gmt_ase.training.train_invariants import record_invariants
 
 __all__ = [
     "N_COMPONENTS",
@@ -99,8 +105,10 @@ def fit_reference(
     }
 
 
-def reference_spread(reference: dict[str, Any], models: dict[str, SpreadModel]) -> CrystalSpread:
-    """Build a :class:`CrystalSpread` from :func:`fit_reference`'s output and the invariants' models."""
+def reference_spread(
+    reference: dict[str, Any], models: dict[str, SpreadModel], error_model: ErrorModel | None = None
+) -> CrystalSpread:
+    """Build a :class:`CrystalSpread` from :func:`fit_reference`'s output, the invariants' models and errors."""
     partial = CrystalSpread(
         n_descriptors=reference["descriptors"].shape[1],
         keep=reference["keep"],
@@ -111,6 +119,7 @@ def reference_spread(reference: dict[str, Any], models: dict[str, SpreadModel]) 
         families=reference["families"],
         element_counts=reference["element_counts"],
         models=models,
+        error_model=error_model,
     )
     points = partial.project(reference["descriptors"]).astype(np.float32).astype(np.float64)
     return CrystalSpread(**{**partial.__dict__, "reference": points})
@@ -158,7 +167,7 @@ def _names(predictor: Any, columns: np.ndarray) -> list[str]:
 
 
 def fit_crystal_spread(
-    predictor: Any, train: Sequence[Any], collected: Mapping[str, Any]
+    predictor: Any, train: Sequence[Any], collected: Mapping[str, Any], error_model: bool = True, threads: int = 1
 ) -> tuple[CrystalSpread, dict]:
     """Fit the per-crystal spread of a predictor.
 
@@ -170,6 +179,10 @@ def fit_crystal_spread(
         The training records (reference crystals and element counts).
     collected
         :func:`gmt_ase.training.spread_data.collect` of the validation records.
+    error_model
+        Fit the error model of the ``error_score`` feature on the training records (needs LightGBM; minutes).
+    threads
+        LightGBM threads of the error model.
 
     Returns
     -------
@@ -189,18 +202,31 @@ def fit_crystal_spread(
     masks = [family_mask(record.targets) for record in kept_train]
     numbers = [np.asarray(record.structure.atomic_numbers) for record in kept_train]
     reference = fit_reference(train_descriptors, masks, numbers, keep)
+    errors, error_fit = None, {}
+    if error_model:
+        widths = model.split_widths
+        if widths is None:
+            widths = 0.1 * descriptor_scales(train_descriptors)
+        truths = [record_invariants(record.targets) for record in kept_train]
+        errors, error_fit = fit_error_model(
+            train_descriptors, {name: np.array([t[name] for t in truths]) for name in INVARIANTS}, widths, threads
+        )
     names = list(INVARIANTS)
     values = {name: collected["pred"][:, j] for j, name in enumerate(names)}
     members = (
         {name: collected["members"][:, :, j] for j, name in enumerate(names)} if len(collected["members"]) else None
     )
-    features = reference_spread(reference, {}).features(values, members, collected["descriptors"], collected["numbers"])
+    features = reference_spread(reference, {}, errors).features(
+        values, members, collected["descriptors"], collected["numbers"]
+    )
     dropped = np.setdiff1d(np.arange(train_descriptors.shape[1]), keep)
-    summary: dict[str, Any] = {"columns_kept": len(keep), "columns_dropped": _names(predictor, dropped), "fit": {}}
+    summary: dict[str, Any] = {
+        "columns_kept": len(keep), "columns_dropped": _names(predictor, dropped), "error_model": error_fit, "fit": {}
+    }
     models = {}
     for j, (name, offset) in enumerate(INVARIANTS.items()):
         pred, true = collected["pred"][:, j], collected["true"][:, j]
         ok = np.isfinite(true) & (true > offset) & (pred > offset)
         log_error = np.log(pred[ok] - offset) - np.log(true[ok] - offset)
         models[name], summary["fit"][name] = fit_model(features[name][ok], log_error)
-    return reference_spread(reference, models), summary
+    return reference_spread(reference, models, errors), summary
