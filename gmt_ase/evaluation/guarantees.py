@@ -5,10 +5,10 @@ Each check runs a model (any ``predict(list_of_atoms) -> list_of_predictions`` c
 written differently, rattled or strained, and counts passes (DESIGN.md section 8):
 
 - :func:`invariance_checks`: rotations, a reflection, a rigid translation, shuffled atoms, diagonal and
-  non-diagonal supercells, primitive / conventional / Niggli cells give the same invariants (relative
-  ``rtol``) and tensors that rotate with the crystal;
+  non-diagonal supercells, primitive / conventional / Niggli cells give the same invariants and one-sigma
+  spreads (relative ``rtol``) and tensors that rotate with the crystal;
 - :func:`rattle_checks`: centrosymmetric crystals rattled by 0.002-0.02 A keep a piezo tensor of the order
-  of the distortion, and up to 0.01 A K, G and the dielectric means within 2 %;
+  of the distortion, and up to 0.01 A K, G, the dielectric means and their spreads within 2 %;
 - :func:`strain_checks`: smooth K, G, C33 and dielectric means under -2..+2 % strain (second differences
   at most 0.5 % of the value), and the pressure derivative K' from the hydrostatic series;
 - :func:`polar_distortion_series`: the piezo response of Ti off-centring in cubic BaTiO3.
@@ -45,6 +45,8 @@ __all__ = [
 #: ``predict(structures) -> predictions`` (:class:`gmt_ase.results.TensorPrediction` objects).
 Predict = Callable[[list[Atoms]], list]
 INVARIANT_NAMES = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "piezo_norm")
+#: The one-sigma spreads of a prediction that must be as invariant and continuous as the values (issue 21).
+SPREAD_NAMES = ("k_vrh_std", "g_vrh_std", "eps_electronic_mean_std", "eps_total_mean_std", "eij_max_std")
 _TENSORS = ("dielectric_electronic", "dielectric_total", "piezoelectric", "elastic")
 #: Typical scales of the tensors; 1e-3 of them is the absolute slack of a comparison (zero tensors).
 _FLOORS = {"dielectric_electronic": 1e-3, "dielectric_total": 1e-3, "piezoelectric": 1e-3, "elastic": 1e-1}
@@ -95,6 +97,21 @@ def _invariant_mismatch(a: dict[str, float], b: dict[str, float], rtol: float, p
     for name in INVARIANT_NAMES:
         atol = piezo_atol if name == "piezo_norm" else 0.0
         if abs(a[name] - b[name]) > rtol * abs(a[name]) + atol:
+            return f"{name} {a[name]:.6g} vs {b[name]:.6g}"
+    return None
+
+
+def _spreads(prediction: object) -> dict[str, float] | None:
+    """Return the scalar one-sigma spreads of a prediction, ``None`` for a model without a calibrated spread."""
+    uncertainty = getattr(prediction, "uncertainty", None)
+    return None if uncertainty is None else {name: float(uncertainty[name]) for name in SPREAD_NAMES}
+
+
+def _spread_mismatch(a: dict[str, float] | None, b: dict[str, float] | None, rtol: float) -> str | None:
+    if a is None or b is None:
+        return None if a is b else "one of two ways of writing the crystal has no spread"
+    for name in SPREAD_NAMES:
+        if abs(a[name] - b[name]) > rtol * abs(a[name]) + 1e-9:
             return f"{name} {a[name]:.6g} vs {b[name]:.6g}"
     return None
 
@@ -169,11 +186,13 @@ def invariance_checks(predict: Predict, names: Iterable[str] = tuple(TEXTBOOK_CR
         if (problem := _failed(reference)) is not None:
             result.record(False, f"{name}: {problem}")
             continue
-        ref_inv, ref_full = invariants_of(reference), _full(reference)
+        ref_inv, ref_full, ref_spreads = invariants_of(reference), _full(reference), _spreads(reference)
         for (label, _, q), prediction in zip(variants, predictions[1:], strict=True):
             problem = _failed(prediction)
             if problem is None:
                 problem = _invariant_mismatch(ref_inv, invariants_of(prediction), rtol, 1e-6)
+            if problem is None:
+                problem = _spread_mismatch(ref_spreads, _spreads(prediction), rtol)
             if problem is None and q is not None:
                 problem = _tensor_mismatch(ref_full, _full(prediction), q, rtol)
             result.record(problem is None, f"{name} {label}: {problem}")
@@ -191,15 +210,16 @@ def rattle_checks(predict: Predict, names: Iterable[str] = CENTROSYMMETRIC,
                   relative: float = 0.02) -> CheckResult:
     """Check rattled centrosymmetric 2x2x2 supercells.
 
-    Each passes with max |e_iJ| <= 0.05 C/m^2 (0.10 above 0.01 A) and, up to 0.01 A, K, G and the dielectric
-    means within ``relative`` of the unrattled crystal (the targets of issue 19).
+    Each passes with max |e_iJ| <= 0.05 C/m^2 (0.10 above 0.01 A) and, up to 0.01 A, K, G, the dielectric
+    means and their one-sigma spreads within ``relative`` of the unrattled crystal (the targets of issues 19
+    and 21).
     """
     result = CheckResult("rattle")
     for name in names:
         atoms = make_supercell(build_textbook(name), 2 * np.eye(3, dtype=int))
         structures = [atoms] + [_rattled(atoms, s, seed) for s in sigmas for seed in range(seeds)]
         predictions = predict(structures)
-        reference = invariants_of(predictions[0])
+        reference, reference_spreads = invariants_of(predictions[0]), _spreads(predictions[0])
         labels = [(s, seed) for s in sigmas for seed in range(seeds)]
         for (sigma, seed), prediction in zip(labels, predictions[1:], strict=True):
             problem = _failed(prediction)
@@ -208,6 +228,9 @@ def rattle_checks(predict: Predict, names: Iterable[str] = CENTROSYMMETRIC,
                 e_max = float(np.abs(prediction.piezoelectric).max())
                 values = invariants_of(prediction)
                 drifts = {k: abs(values[k] / reference[k] - 1.0) for k in INVARIANT_NAMES[:4]}
+                spreads = _spreads(prediction)
+                if spreads is not None and reference_spreads is not None:  # eij_max_std is 0 at the centre
+                    drifts.update({k: abs(spreads[k] / reference_spreads[k] - 1.0) for k in SPREAD_NAMES[:4]})
                 worst = max(drifts, key=drifts.get)
                 if e_max > limit:
                     problem = f"max |e| {e_max:.3f} C/m^2"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmt_ase.core.derived import longitudinal_coefficients
+from gmt_ase.core.derived import longitudinal_max_of_full
 from gmt_ase.core.symmetry import reynolds_projection
 from gmt_ase.graph.crystal import CrystalInput
 from gmt_ase.graph.crystal_graph import CrystalGraph, build_graph, collate, crystal_graph, padded_operations
@@ -204,9 +204,7 @@ def _uncertainty(
 ) -> dict:
     """Calibrated one-sigma uncertainties of one crystal's final tensors (``masks``: allowed components)."""
     piezo = tensors["piezoelectric"]
-    eij_max = 0.0
-    if np.any(piezo):
-        eij_max = float(longitudinal_coefficients(piezo).max())  # sampled: within ~1 %, ample for a sigma
+    eij_max = longitudinal_max_of_full(piezo)[0]  # refined: the sigma is as frame-independent as the value
     return prediction_uncertainty(tensors, network_invariants(tensors), eij_max, operations, calibration, masks)
 
 
