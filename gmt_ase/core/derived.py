@@ -53,6 +53,8 @@ _N_SPHERE = 2000
 #: that three BFGS runs found; one missed a basin in 1 of 300).
 _N_REFINE = 4
 _NEWTON_STEPS = 12
+#: A candidate this close to a maximum already climbed to (cosine; about 11 degrees) is skipped.
+_SAME_BASIN = 0.98
 
 
 def _finite(value: float) -> float | None:
@@ -178,8 +180,12 @@ def longitudinal_max_of_full(piezo_full: np.ndarray) -> tuple[float, np.ndarray]
     values = longitudinal_coefficients(full)  # (N,)
     sym = (full + full.transpose(1, 0, 2) + full.transpose(2, 1, 0)) / 3.0  # (3, 3, 3), fully symmetric
     best_value, best_dir = float(values.max()), _SPHERE[int(values.argmax())]
-    for start in np.argsort(values)[-_N_REFINE:]:
+    climbed: list[np.ndarray] = []
+    for start in np.argsort(values)[::-1][:_N_REFINE]:
+        if any(_SPHERE[start] @ top > _SAME_BASIN for top in climbed):
+            continue  # next to a maximum found already: the climb would end there too
         value, direction = _sphere_newton(sym, _SPHERE[start], float(values[start]))
+        climbed.append(direction)
         if value > best_value:
             best_value, best_dir = value, direction
     return best_value, best_dir
