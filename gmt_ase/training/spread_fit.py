@@ -7,13 +7,13 @@ Four steps, each a function:
    hard-shell counts and angle fractions jump and are left out of the distance);
 2. :func:`fit_reference`: standardisation and :data:`N_COMPONENTS` principal axes of the training crystals'
    kept descriptors, and the per-family element counts;
-3. :func:`fit_model`: per invariant, the log-sigma weights by maximum likelihood of a Laplace distribution
-   of the validation log errors (robust to their heavy tails; the weights of disagreement, distance and
-   rarity kept non-negative: sigma grows on thin ice), then the intercept shifted so that
-   ``|log error| <= 1.96 sigma`` holds for a conformal 95 % of the validation crystals (normalised split
-   conformal calibration);
-4. before 3, :func:`gmt_ase.training.error_model_fit.fit_error_model`: the error model of the
-   ``error_score`` feature, from out-of-fold residuals of the training crystals (never the validation ones).
+3. :func:`gmt_ase.training.error_model_fit.fit_error_model`: the error model of the ``error_score``
+   feature, from out-of-fold residuals of the training crystals (never the validation ones);
+4. :func:`fit_model`: per invariant, the log-sigma weights by maximum likelihood of a Laplace distribution
+   of the validation log errors (robust to their heavy tails; the weights of disagreement, distance,
+   rarity and the error score kept non-negative: sigma grows on thin ice), then the intercept shifted so
+   that ``|log error| <= 1.96 sigma`` holds for a conformal 95 % of the validation crystals (normalised
+   split conformal calibration).
 """
 
 from __future__ import annotations
