@@ -219,3 +219,30 @@ def test_spread_inputs_are_invariant_and_continuous(tiny_ensemble_predictor):
         np.testing.assert_allclose(sigmas[name][1:4], sigmas[name][0], rtol=1e-6, err_msg=name)
         np.testing.assert_allclose(sigmas[name][4], sigmas[name][0], rtol=0.02, err_msg=name)
     assert len(keep) < descriptors.shape[1]  # the rattle moved some columns: they are out of the distance
+
+
+def test_format_one_spreads_still_load_with_the_error_score_unused():
+    """Checkpoints calibrated before version 9 (six features, no error model) keep their sigmas."""
+    rng = np.random.default_rng(3)
+    spread = toy_spread(rng.normal(size=(50, 6)))
+    old = spread.to_dict()
+    old["format_version"] = 1
+    del old["error_model"]
+    for model in old["models"].values():
+        for key in ("centre", "scale", "weights"):
+            model[key] = model[key][:-1]
+    loaded = CrystalSpread.from_dict(old)
+    query, numbers = rng.normal(size=(4, 6)), [np.array([11, 17])] * 4
+    expected = {  # the six old features only: the toy weights without error_score's 0.3 * (0 - 0) / 1
+        name: np.exp(np.log(0.2) + 2.5 * np.tanh(f[:, :-1] @ np.full(len(FEATURES) - 1, 0.3) / 2.5))
+        for name, f in spread.features(values(4), None, query, numbers).items()
+    }
+    got = loaded.log_sigmas(values(4), None, query, numbers)
+    for name in INVARIANTS:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)  # components stored as float32
+    assert loaded.error_model is None
+    old["models"]["k_vrh"]["weights"] = [0.0] * 3
+    with pytest.raises(ValueError, match="format-1"):
+        CrystalSpread.from_dict(old)
+    with pytest.raises(ValueError, match="format 7"):
+        CrystalSpread.from_dict({**old, "format_version": 7})

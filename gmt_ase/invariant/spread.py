@@ -232,12 +232,16 @@ class CrystalSpread:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CrystalSpread:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"crystal spread format {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+        """Inverse of :meth:`to_dict`; reads format 1 (six features, no error model) as an unused ``error_score``."""
+        version = data.get("format_version")
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"crystal spread format {version!r}, expected {FORMAT_VERSION} (or 1)")
+        models = data["models"]
+        if version == 1:
+            models = {name: _without_error_score(m) for name, m in models.items()}
         arrays = unpack_arrays(data["arrays"], _DTYPES, "crystal spread")
         n, k = (int(s) for s in data["shape"])
-        missing = set(INVARIANTS) - set(data["models"])
+        missing = set(INVARIANTS) - set(models)
         if missing:
             raise ValueError(f"crystal spread lacks models for {sorted(missing)}")
         return cls(
@@ -249,9 +253,19 @@ class CrystalSpread:
             reference=arrays["reference"].reshape(n, k).astype(np.float64),
             families=arrays["families"].copy(),
             element_counts={f: arrays[f"counts_{f}"].astype(np.float64) for f in FAMILIES},
-            models={name: SpreadModel.from_dict(m) for name, m in data["models"].items()},
+            models={name: SpreadModel.from_dict(m) for name, m in models.items()},
             error_model=None if data.get("error_model") is None else ErrorModel.from_dict(data["error_model"]),
         )
+
+
+def _without_error_score(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a format-1 spread model (six features) with ``error_score`` appended at weight 0."""
+    n_old = len(FEATURES) - 1
+    arrays = {k: list(model[k]) for k in ("centre", "scale", "weights")}
+    if any(len(a) != n_old for a in arrays.values()):
+        raise ValueError(f"a format-1 spread model needs {n_old} centres, scales and weights")
+    return {**model, "centre": [*arrays["centre"], 0.0], "scale": [*arrays["scale"], 1.0],
+            "weights": [*arrays["weights"], 0.0]}
 
 
 _DTYPES = {
