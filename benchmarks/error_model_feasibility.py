@@ -21,27 +21,13 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from gmt_ase.invariant.error_model import ERROR_FLOOR
 from gmt_ase.invariant.invariant_model import INVARIANTS, InvariantModel
-from gmt_ase.training.train_invariants import LIGHTGBM_PARAMS
+from gmt_ase.training.error_model_fit import out_of_fold
 
+#: The measurement's own error-tree settings (no depth limit); the shipped ones are error_model_fit.ERROR_PARAMS.
 _ERROR_PARAMS = {"objective": "regression_l1", "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 30,
                  "feature_fraction": 0.5, "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "seed": 0}
-
-
-def out_of_fold(x: np.ndarray, y: np.ndarray, rows: np.ndarray, folds: int, threads: int) -> np.ndarray:
-    """Out-of-fold tree predictions of ``y`` for ``rows`` (each fold early-stopped on itself: mildly optimistic)."""
-    import lightgbm as lgb
-
-    fold = np.random.default_rng(0).integers(0, folds, len(rows))
-    out = np.full(len(rows), np.nan)
-    for k in range(folds):
-        fit, held = rows[fold != k], rows[fold == k]
-        booster = lgb.train({**LIGHTGBM_PARAMS, "seed": 0, "num_threads": threads, "verbose": -1},
-                            lgb.Dataset(x[fit], y[fit]), num_boost_round=6000,
-                            valid_sets=[lgb.Dataset(x[held], y[held])],
-                            callbacks=[lgb.early_stopping(200, verbose=False)])
-        out[fold == k] = booster.predict(x[held], num_iteration=booster.best_iteration)
-    return out
 
 
 def main() -> int:
@@ -62,11 +48,11 @@ def main() -> int:
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.log(data["truth"][:, j] - offset)
         train, val = (np.flatnonzero((split == s) & np.isfinite(y)) for s in ("train", "val"))
-        oof = out_of_fold(x, y, train, args.folds, args.threads)
+        oof = out_of_fold(x[train], y[train], args.folds, args.threads)
         val_pred = model.tree_values(model.targets[name], x[val])
+        target = np.log(np.abs(oof - y[train]) + ERROR_FLOOR)
         error_model = lgb.train({**_ERROR_PARAMS, "num_threads": args.threads},
-                                lgb.Dataset(np.column_stack([x[train], oof]), np.log(np.abs(oof - y[train]) + 0.02)),
-                                num_boost_round=400)
+                                lgb.Dataset(np.column_stack([x[train], oof]), target), num_boost_round=400)
         score = error_model.predict(np.column_stack([x[val], val_pred]))
         rho = spearmanr(score, np.abs(val_pred - y[val])).correlation
         print(f"{name}: {len(train)} out-of-fold training residuals, "

@@ -66,7 +66,7 @@ def test_three_hundred_data_crystals_rewritten_get_the_same_answer() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_rattled_centrosymmetric_crystals_stay_centrosymmetric_and_stiff(model: str) -> None:
-    """0.002-0.02 A rattles: |e| of the order of the distortion; up to 0.01 A K, G and eps means within 2 %."""
+    """0.002-0.02 A rattles: |e| of the order of the distortion; up to 0.01 A K, G, eps means, spreads within 2 %."""
     result = rattle_checks(_predictor(model), names=("MgO", "NaCl", "Si", "CsCl", "CaF2", "Al"), seeds=2)
     assert not result.failures, result.failures
 

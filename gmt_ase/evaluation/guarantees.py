@@ -25,9 +25,11 @@ from ase.build import make_supercell, niggli_reduce
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from gmt_ase.core.invariants import INVARIANTS
 from gmt_ase.core.tensors import voigt_to_full
 from gmt_ase.evaluation.textbook import CENTROSYMMETRIC, TEXTBOOK_CRYSTALS, build_textbook, cubic_batio3
 from gmt_ase.invariant.invariant_model import network_invariants
+from gmt_ase.results import SCALAR_STD_KEYS
 from gmt_ase.testing import random_orthogonal, rotate_tensor, transform_atoms
 
 __all__ = [
@@ -44,9 +46,9 @@ __all__ = [
 
 #: ``predict(structures) -> predictions`` (:class:`gmt_ase.results.TensorPrediction` objects).
 Predict = Callable[[list[Atoms]], list]
-INVARIANT_NAMES = ("k_vrh", "g_vrh", "eps_electronic_mean", "eps_total_mean", "piezo_norm")
+INVARIANT_NAMES = tuple(INVARIANTS)
 #: The one-sigma spreads of a prediction that must be as invariant and continuous as the values (issue 21).
-SPREAD_NAMES = ("k_vrh_std", "g_vrh_std", "eps_electronic_mean_std", "eps_total_mean_std", "eij_max_std")
+SPREAD_NAMES = tuple(f"{name}_std" for name in SCALAR_STD_KEYS)
 _TENSORS = ("dielectric_electronic", "dielectric_total", "piezoelectric", "elastic")
 #: Typical scales of the tensors; 1e-3 of them is the absolute slack of a comparison (zero tensors).
 _FLOORS = {"dielectric_electronic": 1e-3, "dielectric_total": 1e-3, "piezoelectric": 1e-3, "elastic": 1e-1}
@@ -93,12 +95,17 @@ def _failed(prediction: object) -> str | None:
     return None if getattr(prediction, "ok", False) else f"failed: {getattr(prediction, 'message', prediction)}"
 
 
-def _invariant_mismatch(a: dict[str, float], b: dict[str, float], rtol: float, piezo_atol: float) -> str | None:
-    for name in INVARIANT_NAMES:
-        atol = piezo_atol if name == "piezo_norm" else 0.0
-        if abs(a[name] - b[name]) > rtol * abs(a[name]) + atol:
+def _mismatch(a: Mapping[str, float], b: Mapping[str, float], names: Sequence[str], rtol: float,
+              atol: Mapping[str, float]) -> str | None:
+    """Describe the first of ``names`` where ``a`` and ``b`` differ by more than ``rtol |a| + atol``."""
+    for name in names:
+        if abs(a[name] - b[name]) > rtol * abs(a[name]) + atol.get(name, 0.0):
             return f"{name} {a[name]:.6g} vs {b[name]:.6g}"
     return None
+
+
+def _invariant_mismatch(a: dict[str, float], b: dict[str, float], rtol: float, piezo_atol: float) -> str | None:
+    return _mismatch(a, b, INVARIANT_NAMES, rtol, {"piezo_norm": piezo_atol})
 
 
 def _spreads(prediction: object) -> dict[str, float] | None:
@@ -110,10 +117,7 @@ def _spreads(prediction: object) -> dict[str, float] | None:
 def _spread_mismatch(a: dict[str, float] | None, b: dict[str, float] | None, rtol: float) -> str | None:
     if a is None or b is None:
         return None if a is b else "one of two ways of writing the crystal has no spread"
-    for name in SPREAD_NAMES:
-        if abs(a[name] - b[name]) > rtol * abs(a[name]) + 1e-9:
-            return f"{name} {a[name]:.6g} vs {b[name]:.6g}"
-    return None
+    return _mismatch(a, b, SPREAD_NAMES, rtol, dict.fromkeys(SPREAD_NAMES, 1e-9))
 
 
 def _tensor_mismatch(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], q: np.ndarray | None,

@@ -220,7 +220,7 @@ def _rescale_to_invariants(
 
     Returns the rescaled tensors and the chunk's descriptors (the model's columns).
 
-    With ``volume``, the elastic invariants follow its equation of state (:func:`_moduli_at_zero_pressure`).
+    With ``volume``, the elastic invariants follow its equation of state (:func:`_moduli_on_equation_of_state`).
 
     With ``prototypes``, a piezoelectric tensor that is not zero by symmetry takes the direction of the
     nearest prototype of its space group (:mod:`gmt_ase.invariant.piezo_prototypes`) where there is one.

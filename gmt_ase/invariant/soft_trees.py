@@ -72,16 +72,16 @@ def _soft_block(layout: object, features: np.ndarray, widths: np.ndarray) -> np.
     weights is the probability-weighted sum over all leaves at the cost of the hard walk.
     """
     n_rows, (n_trees, n_splits) = len(features), layout.feature.shape
-    flat_features, flat_split = features.ravel(), layout.feature.ravel()
+    flat_features, flat_split, threshold = features.ravel(), layout.feature.ravel(), layout.threshold.ravel()
     half = np.take(widths, flat_split)
-    low, high = layout.threshold.ravel() - half, layout.threshold.ravel() + half  # padding: +inf, sure left
+    low, high = threshold - half, threshold + half  # padding: +inf, sure left
     tree = np.tile(np.arange(n_trees), n_rows)
     main = _Walkers(tree * n_splits, np.repeat(np.arange(n_rows) * features.shape[1], n_trees),
                     np.zeros(n_rows * n_trees, dtype=np.int64), None)
     spawned = _Walkers.empty()
     for _ in range(layout.depth):
-        new_from_main = main.step(flat_split, flat_features, low, high, layout.threshold.ravel(), half)
-        new_from_spawned = spawned.step(flat_split, flat_features, low, high, layout.threshold.ravel(), half)
+        new_from_main = main.step(flat_split, flat_features, low, high, threshold, half)
+        new_from_spawned = spawned.step(flat_split, flat_features, low, high, threshold, half)
         spawned = _Walkers.concatenate([spawned, new_from_main, new_from_spawned])
     leaf = layout.leaf.ravel()
     values = np.take(leaf, main.base + main.base // n_splits + main.heap - n_splits)
